@@ -1,0 +1,36 @@
+# One entry point for people and CI. `make demo` and `make test` set up what they need first.
+PY := .venv/bin/python
+FPY := .venv-features/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-all lint format bench clean
+
+setup:
+	scripts/setup.sh all
+
+demo: setup
+	.venv/bin/mmrec run
+
+# The default test run: everything not marked slow, in each environment.
+test: setup
+	$(PY) -m pytest -m "not slow" --ignore=tests/features $(PYTEST_ARGS)
+	$(FPY) -m pytest -m "not slow" tests/features $(PYTEST_ARGS)
+
+# Slow tests too.
+test-all: setup
+	$(PY) -m pytest --ignore=tests/features $(PYTEST_ARGS)
+	$(FPY) -m pytest tests/features $(PYTEST_ARGS)
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: setup
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+bench: setup
+	nice -n 10 $(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,110 @@
+"""The main job: every stage in order on one dataset, resumable, ending with a summary.
+
+Each stage runs as its own process (`python -m mmrec.cli STAGE ...`), exactly as a user would run
+it, because stages exchange files only: TensorFlow and PyTorch never share a process, and any
+stage can be rerun alone. A journal (`run_state.json`) records finished steps with the arguments
+they ran with, so an interrupted run resumes at the first unfinished step, and a step whose
+arguments changed runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmrec.config import RunConfig, SyntheticConfig
+from mmrec.errors import MmrecError
+from mmrec.io import read_json, write_json_atomic
+from mmrec.paths import DatasetPaths
+
+VARIANTS = ("ml-latest-small", "ml-100k", "ml-1m", "ml-20m", "ml-25m", "ml-32m")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    argv: tuple[str, ...]
+
+
+def plan(cfg: RunConfig) -> list[Step]:
+    """The ordered steps for this dataset; each is one `mmrec` invocation."""
+    common = ("--data-dir", str(cfg.data_dir))
+    steps: list[Step] = []
+    if cfg.dataset in VARIANTS:
+        steps.append(Step("data", ("data", "download", cfg.dataset, *common)))
+    else:
+        syn = cfg.synthetic or SyntheticConfig(data_dir=cfg.data_dir, name=cfg.dataset)
+        steps.append(
+            Step(
+                "data",
+                (
+                    "data", "synthetic", "--name", cfg.dataset,
+                    "--users", str(syn.users), "--movies", str(syn.movies),
+                    "--ratings", str(syn.ratings), "--seed", str(syn.seed), *common,
+                ),
+            )
+        )
+    return steps
+
+
+def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
+    """Run every planned step not already finished with the same arguments; return the summary."""
+    paths = DatasetPaths.of(cfg.data_dir, cfg.dataset)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    state_file = paths.root / "run_state.json"
+    state: dict[str, Any] = read_json(state_file) if state_file.exists() and not cfg.force else {}
+    done: dict[str, Any] = state.setdefault("steps", {})
+    steps = plan(cfg)
+    for i, step in enumerate(steps, 1):
+        previous = done.get(step.name)
+        if previous and previous.get("argv") == list(step.argv):
+            print(f"[{i}/{len(steps)}] {step.name}: done earlier, skipped", file=sys.stderr)
+            continue
+        print(f"[{i}/{len(steps)}] {step.name}: mmrec {' '.join(step.argv)}", file=sys.stderr)
+        argv = list(step.argv)
+        if cfg.force:
+            argv.append("--force")
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "mmrec.cli", *argv], check=False)
+        seconds = round(time.perf_counter() - t0, 2)
+        if proc.returncode != 0:
+            raise MmrecError(
+                f"step {step.name!r} failed (exit {proc.returncode}) after {seconds} s; "
+                "fix the cause above and rerun `mmrec run` to resume from this step"
+            )
+        done[step.name] = {"argv": list(step.argv), "seconds": seconds, "finished_at": time.time()}
+        write_json_atomic(state_file, state)
+    summary = summarize(paths, done)
+    write_json_atomic(paths.root / "run_summary.json", summary)
+    return summary
+
+
+def summarize(paths: DatasetPaths, done: dict[str, Any]) -> dict[str, Any]:
+    """Headline numbers from the files the stages wrote (never from memory of this process)."""
+    summary: dict[str, Any] = {
+        "dataset": paths.name,
+        "root": str(paths.root.resolve()),
+        "step_seconds": {name: info["seconds"] for name, info in done.items()},
+    }
+    if paths.manifest.exists():
+        manifest = read_json(paths.manifest)
+        summary["row_counts"] = manifest.get("row_counts", {})
+        summary["outputs"] = {"data": str(paths.root.resolve())}
+    return summary
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [f"mmrec run: {summary['dataset']} finished; outputs in {summary['root']}"]
+    for name, secs in summary.get("step_seconds", {}).items():
+        lines.append(f"  {name:<10} {secs:>8.1f} s")
+    counts = summary.get("row_counts")
+    if counts:
+        lines.append("  rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    for key, value in summary.get("headline", {}).items():
+        lines.append(f"  {key}: {json.dumps(value)}")
+    return "\n".join(lines)

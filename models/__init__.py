@@ -1,0 +1,1 @@
+"""The training side of the pipeline: Merlin Models training, evaluation and export."""

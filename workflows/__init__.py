@@ -1,0 +1,1 @@
+"""The data side of the pipeline: download, enrich, feature extraction, feature store, ETL."""

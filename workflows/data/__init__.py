@@ -1,0 +1,1 @@
+"""The data stage: MovieLens (downloaded) or the synthetic default, as typed Parquet."""
