@@ -1,0 +1,1 @@
+"""The enrich stage: posters and synopses for real MovieLens movies (entry point: stage.enrich)."""
