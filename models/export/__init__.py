@@ -1,0 +1,1 @@
+"""Export a trained run as a Triton model repository (entry point: ensemble.export)."""

@@ -1,0 +1,102 @@
+"""In-process scoring with the same pieces the exported ensemble runs: the yardstick for serving.
+
+merlin-systems' Ensemble.transform only works before export (export swaps its operators), so the
+reference is built from the parts directly: the fitted workflow (labels removed), the id-aligned
+lookup matrices, and the Keras model called on the resulting tensors. Tests compare served scores
+with it; the serving benchmark times it beside Triton.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class InProcessScorer:
+    """Raw rows -> scores without Triton, from an ETL folder and a SavedModel folder."""
+
+    def __init__(
+        self,
+        etl_dir: str | os.PathLike[str],
+        model_dir: str | os.PathLike[str],
+        control: str = "none",
+        seed: int = 0,
+    ) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import merlin.models.tf  # noqa: F401  (custom layers for load_model)
+        import nvtabular as nvt
+        import tensorflow as tf
+        from merlin.systems.dag.ops.tensorflow import PredictTensorflow
+
+        from models.export.ensemble import _item_id_column, lookup_tables, prune_workflow
+
+        self._tf = tf
+        self.model = tf.keras.models.load_model(str(model_dir), compile=False)
+        signature = PredictTensorflow(str(model_dir))
+        self.input_schema = signature.input_schema
+        self.output_name = signature.output_schema.column_names[0]
+        wf = nvt.Workflow.load(str(Path(etl_dir) / "workflow"))
+        needed = self.input_schema.column_names
+        features = [c for c in needed if c in wf.output_schema.column_names]
+        self.workflow = prune_workflow(wf, features)
+        self.tables = lookup_tables(
+            Path(etl_dir),
+            self.input_schema.select_by_name([c for c in needed if c not in features]),
+            control=control,
+            seed=seed,
+        )
+        self.id_column = _item_id_column(self.workflow)
+
+    @property
+    def raw_columns(self) -> list[str]:
+        return list(self.workflow.input_schema.column_names)
+
+    def features(self, rows: Any) -> dict[str, np.ndarray]:
+        """The model's input tensors for raw rows (a pandas DataFrame)."""
+        from merlin.io import Dataset
+
+        raw = rows[self.raw_columns].reset_index(drop=True)
+        encoded = self.workflow.transform(Dataset(raw, cpu=True)).to_ddf().compute()
+        return model_inputs(
+            encoded.reset_index(drop=True), self.input_schema, self.tables, self.id_column
+        )
+
+    def predict(self, rows: Any) -> np.ndarray:
+        """The model's output per row: [n, 1] scores, or [n, d] vectors for a query tower."""
+        feed = {k: self._tf.convert_to_tensor(v) for k, v in self.features(rows).items()}
+        out = self.model(feed, training=False)
+        if isinstance(out, dict):
+            out = out[self.output_name]
+        out = np.asarray(out)
+        return out.reshape(len(out), -1)
+
+    def score(self, rows: Any) -> np.ndarray:
+        """One float score per row, as ScoringClient.score returns it from Triton."""
+        return self.predict(rows).reshape(-1)
+
+
+def model_inputs(
+    encoded: Any, input_schema: Any, tables: dict[str, np.ndarray], id_column: str
+) -> dict[str, np.ndarray]:
+    """Encoded rows (pandas) -> the arrays a Merlin Models SavedModel takes, lists as values/offsets."""
+    feed: dict[str, np.ndarray] = {}
+    for spec in input_schema:
+        name = spec.name
+        if name in tables:
+            table = tables[name]
+            ids = encoded[id_column].to_numpy().astype(np.int64)
+            ids = np.where((ids >= 0) & (ids < table.shape[0]), ids, 2)
+            feed[name] = np.take(table, ids, axis=0)
+        elif spec.is_list and spec.is_ragged:
+            lists = encoded[name].tolist()
+            lengths = np.array([len(v) for v in lists], dtype=np.int64)
+            offsets = np.concatenate([[0], np.cumsum(lengths)])
+            values = np.concatenate([np.asarray(v) for v in lists]) if lists else np.array([])
+            feed[f"{name}__values"] = np.asarray(values, dtype=spec.dtype.to_numpy)
+            feed[f"{name}__offsets"] = offsets.astype(np.int32)
+        else:
+            feed[name] = np.stack(encoded[name].to_numpy()).astype(spec.dtype.to_numpy)
+    return feed

@@ -1,0 +1,1 @@
+"""Run tritonserver on an export (server.py) and query it (client.py)."""
