@@ -1,0 +1,140 @@
+"""`mmrec evaluate`: score saved runs on their validation split, beside baselines on that split.
+
+Each run is reloaded from its SavedModel (so what is scored is what was saved), fed the same
+inputs it was trained on (same modalities, same control, same seed), and scored with the shared
+loops in models.scoring. Baselines are computed once per ETL run. Per-run results go to
+`<run>/evaluation.json`; everything to `<root>/evaluation/<etl-run>.json` for `mmrec report`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from mmrec.config import EvaluateConfig
+from mmrec.errors import MmrecError
+from mmrec.io import read_json, write_json_atomic
+from mmrec.paths import DatasetPaths
+from models.inputs import EtlRun, feature_schema, gather_tables, load_etl, make_loader
+
+
+def finished_runs(runs_dir: Path, names: tuple[str, ...] = ()) -> list[Path]:
+    """Run folders with a summary.json (finished training), all or the named ones."""
+    if names:
+        out = []
+        for n in names:
+            p = runs_dir / n
+            if not (p / "summary.json").exists():
+                raise MmrecError(f"{p} is not a finished training run (no summary.json)")
+            out.append(p)
+        return out
+    return sorted(p for p in runs_dir.glob("*") if (p / "summary.json").exists())
+
+
+def baselines_of(run: EtlRun, strength: float) -> dict[str, Any]:
+    """Ranking baselines (smoothed rates) and the popularity retrieval baseline."""
+    from models.baselines import ranking_baselines
+    from models.data import Interactions
+    from models.scoring import ranking_metrics
+    from models.towers import RetrievalData, popularity_metrics
+
+    train = Interactions.read(run.train_dir)
+    valid = Interactions.read(run.valid_dir)
+    probs = ranking_baselines(train, valid, strength)
+    ranking = {
+        name: ranking_metrics(valid.labels, p, valid.items, run.cold_item_ids)
+        for name, p in probs.items()
+    }
+    data = RetrievalData(run, feature_schema(run, (), with_label=False), {})
+    return {"ranking": ranking, "retrieval": {"popularity": popularity_metrics(data)}}
+
+
+def evaluate_run(run_dir: Path, etl: EtlRun) -> dict[str, Any]:
+    """Reload one run's saved model(s) and score it on the validation split."""
+    import numpy as np
+    import tensorflow as tf
+    from merlin.schema import Tags
+
+    import models.layers  # noqa: F401  (registers Standardize for load_model)
+    from models.train import load_run_config
+
+    config = load_run_config(run_dir)
+    modalities = tuple(config["modalities"])
+    schema = feature_schema(etl, modalities, with_label=True, continuous=config["model"] == "dlrm")
+    tables = gather_tables(etl, modalities, config["control"], config["seed"])
+    started = time.time()
+    if config["model"] == "dlrm":
+        from models.towers import ranking_metrics_of
+
+        model = tf.keras.models.load_model(str(run_dir / "model"))
+        loader = make_loader(etl.valid_dir, schema, tables, 8192, shuffle=False)
+        metrics: dict[str, Any] = {"ranking": ranking_metrics_of(model, loader, etl)}
+    else:
+        from models.towers import RetrievalData, retrieval_metrics_of
+
+        query = tf.keras.models.load_model(str(run_dir / "query_tower"))
+        items = tf.keras.models.load_model(str(run_dir / "item_tower"))
+        data = RetrievalData(etl, schema.excluding_by_tag(Tags.TARGET), tables)
+        saved_pop = run_dir / "item_log_popularity.npy"
+        if saved_pop.exists():
+            data.log_popularity = np.load(saved_pop)
+        metrics = {
+            "retrieval": retrieval_metrics_of(
+                query,
+                items,
+                data,
+                temperature=config["resolved"]["temperature"],
+                popularity_correction=config["popularity_correction"],
+            )
+        }
+    return {
+        "run": run_dir.name,
+        "model": config["model"],
+        "modalities": list(modalities),
+        "control": config["control"],
+        "etl_run": config["etl_run"],
+        "metrics": metrics,
+        "seconds": round(time.time() - started, 2),
+    }
+
+
+def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
+    """Evaluate finished runs (all, or those named) and the baselines of their ETL runs."""
+    paths = DatasetPaths.of(cfg.data_dir, cfg.dataset)
+    run_dirs = finished_runs(paths.runs, cfg.runs)
+    if not run_dirs:
+        raise MmrecError(f"no finished training runs under {paths.runs}; run `mmrec train` first")
+    by_etl: dict[str, list[Path]] = {}
+    for d in run_dirs:
+        etl_name = read_json(d / "summary.json")["etl_run"]
+        if cfg.etl_run and etl_name != cfg.etl_run:
+            continue
+        by_etl.setdefault(etl_name, []).append(d)
+    out_dir = paths.root / "evaluation"
+    written = {}
+    for etl_name, dirs in sorted(by_etl.items()):
+        etl = load_etl(paths.etl / etl_name)
+        results = {}
+        for d in dirs:
+            cached = d / "evaluation.json"
+            fresh = (
+                cached.exists() and cached.stat().st_mtime >= (d / "summary.json").stat().st_mtime
+            )
+            if fresh and not cfg.force:
+                results[d.name] = read_json(cached)
+                continue
+            results[d.name] = evaluate_run(d, etl)
+            write_json_atomic(cached, results[d.name])
+        doc = {
+            "dataset": cfg.dataset,
+            "etl_run": etl_name,
+            "split": etl.summary.get("split", {}).get("kind"),
+            "cold_items": int(etl.cold_item_ids.size),
+            "baselines": baselines_of(etl, cfg.baseline_strength),
+            "runs": results,
+        }
+        target = out_dir / f"{etl_name}.json"
+        write_json_atomic(target, doc)
+        written[etl_name] = str(target)
+    return {"dataset": cfg.dataset, "evaluations": written, "runs": sum(map(len, by_etl.values()))}

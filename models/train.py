@@ -1,0 +1,328 @@
+"""`mmrec train`: fit a DLRM or two-tower model on an ETL run and save the best epoch.
+
+Outputs, under `<root>/runs/<run-name>/` (written in a temporary folder and renamed into place
+only when training and scoring succeeded, so a rerun after an interruption starts clean and a
+rerun after success is a no-op unless forced):
+  model/          the best epoch's Merlin Models SavedModel (DLRM, or the whole two-tower)
+  query_tower/, item_tower/   two-tower only: each tower as its own SavedModel, for retrieval
+  checkpoints/    best weights seen so far (Keras ModelCheckpoint)
+  tensorboard/    TensorBoard logs
+  history.json    per-epoch loss and validation metrics
+  metrics.json    validation metrics of the restored best epoch
+  config.json     the resolved hyper-parameters and inputs
+  summary.json    what `train` returns (written last: its presence marks the run finished)
+
+Multi-GPU: Merlin Models trains data-parallel with Horovod in the Merlin image
+(`horovodrun -np N mmrec train ...`); it is not wired or tested here (no GPUs, no Horovod).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrec.config import TrainConfig
+from mmrec.errors import MmrecError
+from mmrec.io import atomic_dir, read_json, write_json_atomic
+from mmrec.paths import DatasetPaths
+from models.inputs import (
+    CONTROLS,
+    EtlRun,
+    feature_schema,
+    gather_tables,
+    load_etl,
+    make_loader,
+    modality_label,
+    parse_modalities,
+    pretrained_stats,
+    resolve_etl_run,
+)
+
+MODELS = ("dlrm", "two-tower")
+
+
+def defaults_for(model: str, train_rows: int) -> dict[str, Any]:
+    """Hyper-parameters by dataset size: small data needs strong regularisation, big data speed."""
+    small = train_rows < 1_000_000
+    large = train_rows >= 10_000_000
+    if model == "dlrm":
+        return {
+            "batch_size": 1024 if small else (16384 if large else 4096),
+            "epochs": 20 if small else (3 if large else 8),
+            "learning_rate": 3e-3,
+            "embedding_dim": 32 if small else 64,
+            "mlp": (64, 32),
+            "dropout": 0.2,
+            "l2_reg": 1e-3,
+            "id_dropout": 0.2,
+            "temperature": None,
+        }
+    return {
+        "batch_size": 1024 if small else (8192 if large else 4096),
+        "epochs": 30 if small else (3 if large else 8),
+        "learning_rate": 3e-3,
+        "embedding_dim": 64,
+        "mlp": (128, 64),
+        "dropout": 0.1,
+        "l2_reg": 1e-5,
+        "id_dropout": 0.0,
+        "temperature": 0.1,
+    }
+
+
+def run_name_of(cfg: TrainConfig, etl_run: str) -> str:
+    if cfg.run_name:
+        return cfg.run_name
+    return f"{etl_run}.{cfg.model}.{modality_label(cfg.modalities)}.{cfg.control}"
+
+
+def _train_rows(run: EtlRun) -> int:
+    rows = run.summary.get("rows", {})
+    if isinstance(rows, dict) and isinstance(rows.get("train"), int):
+        return rows["train"]
+    import pyarrow.parquet as pq
+
+    from models.data import parquet_files
+
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in parquet_files(run.train_dir))
+
+
+def _check(cfg: TrainConfig) -> None:
+    if cfg.model not in MODELS:
+        raise MmrecError(f"unknown model {cfg.model!r}: choose from {', '.join(MODELS)}")
+    if cfg.control not in CONTROLS:
+        raise MmrecError(f"unknown control {cfg.control!r}: choose from {', '.join(CONTROLS)}")
+    if cfg.control != "none" and not cfg.modalities:
+        raise MmrecError("a control replaces pretrained vectors: give --modalities too")
+    parse_modalities(cfg.modalities)
+
+
+def _setup_tf(seed: int, mixed_precision: str) -> dict[str, Any]:
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    gpus = tf.config.list_physical_devices("GPU")
+    use_mp = mixed_precision == "on" or (mixed_precision == "auto" and bool(gpus))
+    tf.keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
+    return {"gpus": len(gpus), "mixed_precision": use_mp}
+
+
+class _RetrievalValidation:
+    """Keras callback factory: recall@10 over all movies on a sample of valid users, per epoch."""
+
+    @staticmethod
+    def make(model: Any, data: Any, hp: dict[str, Any], cfg: TrainConfig) -> Any:
+        import tensorflow as tf
+
+        from models.towers import retrieval_metrics_of
+
+        rng = np.random.default_rng(cfg.seed)
+        users = np.unique(data.valid.positives().users)
+        if users.size > cfg.eval_users:
+            users = np.sort(rng.choice(users, cfg.eval_users, replace=False))
+
+        class Callback(tf.keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                m = retrieval_metrics_of(
+                    model.query_encoder,
+                    model.candidate_encoder,
+                    data,
+                    temperature=hp["temperature"],
+                    popularity_correction=cfg.popularity_correction,
+                    users=users,
+                    cold=False,
+                )["all"]
+                if logs is not None:
+                    logs["val_recall@10"] = m["recall@10"]
+                    logs["val_ndcg@10"] = m["ndcg@10"]
+
+        return Callback()
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train one model; returns the run's summary (paths, best epoch, validation metrics)."""
+    _check(cfg)
+    paths = DatasetPaths.of(cfg.data_dir, cfg.dataset)
+    etl_path = resolve_etl_run(paths.etl, cfg.etl_run)
+    name = run_name_of(cfg, etl_path.name)
+    run_dir = paths.runs / name
+    if (run_dir / "summary.json").exists() and not cfg.force:
+        summary = read_json(run_dir / "summary.json")
+        summary["skipped"] = True
+        return summary
+
+    started = time.time()
+    run = load_etl(etl_path)
+    modalities = parse_modalities(cfg.modalities)
+    hp = defaults_for(cfg.model, _train_rows(run))
+    for key in hp:
+        value = getattr(cfg, key, None)
+        if value is not None:
+            hp[key] = tuple(value) if key == "mlp" else value
+    device = _setup_tf(cfg.seed, cfg.mixed_precision)
+
+    import tensorflow as tf
+
+    schema = feature_schema(run, modalities, with_label=True, continuous=cfg.model == "dlrm")
+    tables = gather_tables(run, modalities, cfg.control, cfg.seed)
+    stats = pretrained_stats(run, modalities)
+    is_dlrm = cfg.model == "dlrm"
+    train_loader = make_loader(
+        run.train_dir,
+        schema if is_dlrm else _no_label(schema),
+        tables,
+        hp["batch_size"],
+        shuffle=True,
+        seed=cfg.seed,
+        positives_only=not is_dlrm,
+        id_dropout=hp["id_dropout"],
+    )
+
+    with atomic_dir(run_dir) as tmp:
+        callbacks: list[Any] = []
+        if is_dlrm:
+            from models.dlrm import build_dlrm
+
+            model = build_dlrm(
+                schema,
+                embedding_dim=hp["embedding_dim"],
+                top_mlp=hp["mlp"],
+                dropout=hp["dropout"],
+                l2_reg=hp["l2_reg"],
+                bias_l2_reg=hp["l2_reg"] / 10,
+                bias=cfg.bias,
+                pretrained_stats=stats,
+            )
+            valid_loader = make_loader(run.valid_dir, schema, tables, 8192, shuffle=False)
+            model.compile(
+                optimizer=tf.keras.optimizers.Adam(hp["learning_rate"]),
+                metrics=[tf.keras.metrics.AUC(name="auc")],
+            )
+            monitor, fit_valid = "val_auc", valid_loader
+        else:
+            from models.towers import RetrievalData
+            from models.two_tower import build_two_tower
+
+            model = build_two_tower(
+                _no_label(schema),
+                embedding_dim=hp["embedding_dim"],
+                tower_mlp=hp["mlp"],
+                dropout=hp["dropout"],
+                l2_reg=hp["l2_reg"],
+                temperature=hp["temperature"],
+                negatives=cfg.negatives,
+                pretrained_stats=stats,
+            )
+            model.compile(optimizer=tf.keras.optimizers.Adam(hp["learning_rate"]), metrics=[])
+            data = RetrievalData(run, _no_label(schema), tables)
+            callbacks.append(_RetrievalValidation.make(model, data, hp, cfg))
+            monitor, fit_valid = "val_recall@10", None
+        callbacks += [
+            tf.keras.callbacks.ModelCheckpoint(
+                str(tmp / "checkpoints" / "best.weights"),
+                monitor=monitor,
+                mode="max",
+                save_best_only=True,
+                save_weights_only=True,
+            ),
+            tf.keras.callbacks.EarlyStopping(
+                monitor=monitor, mode="max", patience=cfg.patience, restore_best_weights=True
+            ),
+            tf.keras.callbacks.TensorBoard(log_dir=str(tmp / "tensorboard"), write_graph=False),
+        ]
+        fit_started = time.time()
+        history = model.fit(
+            train_loader,
+            validation_data=fit_valid,
+            epochs=hp["epochs"],
+            callbacks=callbacks,
+            verbose=0 if _quiet() else 2,
+        )
+        fit_s = time.time() - fit_started
+        hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        scores = hist.get(monitor, [])
+        best_epoch = int(np.argmax(scores)) + 1 if scores else len(hist.get("loss", []))
+
+        if is_dlrm:
+            from models.towers import ranking_metrics_of
+
+            metrics: dict[str, Any] = {"ranking": ranking_metrics_of(model, valid_loader, run)}
+            model.save(str(tmp / "model"))
+        else:
+            from models.towers import retrieval_metrics_of
+
+            metrics = {
+                "retrieval": retrieval_metrics_of(
+                    model.query_encoder,
+                    model.candidate_encoder,
+                    data,
+                    temperature=hp["temperature"],
+                    popularity_correction=cfg.popularity_correction,
+                )
+            }
+            model.save(str(tmp / "model"))
+            model.query_encoder.save(str(tmp / "query_tower"))
+            model.candidate_encoder.save(str(tmp / "item_tower"))
+            np.save(tmp / "item_log_popularity.npy", data.log_popularity)
+
+        config = {
+            **{k: _jsonable(v) for k, v in dataclasses.asdict(cfg).items()},
+            "resolved": {k: _jsonable(v) for k, v in hp.items()},
+            "modalities": list(modalities),
+            "etl_run": etl_path.name,
+            "etl_path": str(etl_path),
+            "embedding_mode": run.mode,
+            "device": device,
+        }
+        summary = {
+            "run": name,
+            "path": str(run_dir),
+            "model": cfg.model,
+            "modalities": list(modalities),
+            "control": cfg.control,
+            "etl_run": etl_path.name,
+            "epochs_run": len(hist.get("loss", [])),
+            "best_epoch": best_epoch,
+            "monitor": monitor,
+            "metrics": metrics,
+            "fit_seconds": round(fit_s, 2),
+            "seconds": round(time.time() - started, 2),
+        }
+        write_json_atomic(tmp / "history.json", hist)
+        write_json_atomic(tmp / "metrics.json", metrics)
+        write_json_atomic(tmp / "config.json", config)
+        write_json_atomic(tmp / "summary.json", summary)
+    return summary
+
+
+def _no_label(schema: Any) -> Any:
+    from merlin.schema import Tags
+
+    return schema.excluding_by_tag(Tags.TARGET)
+
+
+def _quiet() -> bool:
+    import os
+
+    return os.environ.get("MMREC_NO_PROGRESS") == "1"
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+def load_run_config(run_dir: Path) -> dict[str, Any]:
+    """The config.json of a finished run (evaluate/report read it)."""
+    f = run_dir / "config.json"
+    if not f.exists():
+        raise MmrecError(f"{run_dir} is not a finished training run (no config.json)")
+    return json.loads(f.read_text())

@@ -1,0 +1,224 @@
+"""Training, evaluation and report end to end on a tiny dataset through the real ETL stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mmrec.config import EtlConfig, EvaluateConfig, ReportConfig, TrainConfig
+from mmrec.errors import MmrecError
+from workflows.data.schema import MOVIES, RATINGS
+
+DIMS = {"text": 6, "image": 4}
+
+
+def write_dataset(root: Path, users: int = 60, movies: int = 80, seed: int = 0) -> None:
+    """Ratings driven by a hidden movie factor that the text vectors carry (and image does not)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    ids = np.arange(1, movies + 1, dtype=np.int32) * 3
+    factor = rng.normal(size=(movies, 3))
+    taste = rng.normal(size=(users, 3))
+    pq.write_table(
+        pa.table(
+            {
+                "movieId": ids,
+                "title": [f"Movie {i}" for i in ids],
+                "year": pa.array(rng.integers(1960, 2020, movies), pa.int16()),
+                "genres": [["Drama"] if f[0] > 0 else ["Comedy"] for f in factor],
+            },
+            schema=MOVIES,
+        ),
+        root / "movies.parquet",
+    )
+    u = rng.integers(0, users, 4000)
+    m = rng.integers(0, movies, 4000)
+    keep = np.unique(u * movies + m, return_index=True)[1]
+    u, m = u[keep], m[keep]
+    signal = (taste[u] * factor[m]).sum(1) + rng.normal(scale=0.3, size=u.size)
+    rating = np.where(signal > 0, 4.5, 2.0).astype(np.float32)
+    pq.write_table(
+        pa.table(
+            {
+                "userId": (u + 1).astype(np.int32),
+                "movieId": ids[m],
+                "rating": rating,
+                "timestamp": np.arange(u.size, dtype=np.int64),
+            },
+            schema=RATINGS,
+        ),
+        root / "ratings.parquet",
+    )
+    cols: dict = {"movieId": pa.array(ids)}
+    for mod, d in DIMS.items():
+        has = np.ones(movies, np.int8)
+        has[:3] = 0
+        if mod == "text":
+            vec = factor @ rng.normal(size=(3, d)) + rng.normal(scale=0.05, size=(movies, d))
+        else:
+            vec = rng.normal(size=(movies, d))
+        vec = (vec * has[:, None]).astype(np.float32)
+        cols[f"{mod}_embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), d)
+        cols[f"has_{mod}"] = pa.array(has)
+    pq.write_table(pa.table(cols), root / "feature_store.parquet")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    from workflows.etl.stage import run_etl
+
+    data_dir = tmp_path_factory.mktemp("train")
+    write_dataset(data_dir / "tiny")
+    for mode in ("lookup", "join"):
+        run_etl(
+            EtlConfig(
+                dataset="tiny",
+                data_dir=data_dir,
+                split="cold-items",
+                cold_fraction=0.15,
+                embeddings=mode,
+                seed=1,
+            )
+        )
+    return data_dir
+
+
+def tcfg(data_dir: Path, **kw) -> TrainConfig:
+    kw.setdefault("etl_run", "cold-items-lookup")
+    kw.setdefault("epochs", 2)
+    kw.setdefault("batch_size", 256)
+    return TrainConfig(dataset="tiny", data_dir=data_dir, **kw)
+
+
+def test_train_evaluate_report_end_to_end(tiny: Path) -> None:
+    from models.evaluate import evaluate
+    from models.report import report
+    from models.train import train
+
+    dlrm = train(tcfg(tiny, model="dlrm", modalities=("text",)))
+    tt = train(tcfg(tiny, model="two-tower", modalities=("text", "image")))
+    run_dir = Path(dlrm["path"])
+    for name in (
+        "model",
+        "checkpoints",
+        "tensorboard",
+        "history.json",
+        "metrics.json",
+        "config.json",
+    ):
+        assert (run_dir / name).exists(), name
+    assert (Path(tt["path"]) / "query_tower").is_dir()
+    ranking = dlrm["metrics"]["ranking"]
+    assert set(ranking) == {"all", "warm", "cold"}
+    assert ranking["cold"]["rows"] > 0 and 0.0 <= ranking["cold"]["auc"] <= 1.0
+    assert ranking["all"]["rows"] == ranking["warm"]["rows"] + ranking["cold"]["rows"]
+    retrieval = tt["metrics"]["retrieval"]
+    assert {"all", "cold", "all_uncorrected"} <= set(retrieval)
+    assert retrieval["all"]["users"] > 0
+    history = json.loads((run_dir / "history.json").read_text())
+    assert len(history["val_auc"]) == dlrm["epochs_run"]
+
+    assert train(tcfg(tiny, model="dlrm", modalities=("text",)))["skipped"] is True
+
+    ev = evaluate(EvaluateConfig(dataset="tiny", data_dir=tiny, etl_run="cold-items-lookup"))
+    doc = json.loads(Path(ev["evaluations"]["cold-items-lookup"]).read_text())
+    reloaded = doc["runs"][dlrm["run"]]["metrics"]["ranking"]
+    for group in ("all", "warm", "cold"):  # the saved model scores exactly like the trained one
+        assert reloaded[group]["auc"] == pytest.approx(ranking[group]["auc"], abs=1e-9)
+        assert reloaded[group]["logloss"] == pytest.approx(ranking[group]["logloss"], abs=1e-6)
+    tt_reloaded = doc["runs"][tt["run"]]["metrics"]["retrieval"]["all"]
+    assert tt_reloaded["recall@10"] == pytest.approx(retrieval["all"]["recall@10"], abs=1e-9)
+    base = doc["baselines"]
+    assert {"user_rate", "movie_rate", "user_movie_rate"} <= set(base["ranking"])
+    assert "popularity" in base["retrieval"]
+
+    rep = report(ReportConfig(dataset="tiny", data_dir=tiny))
+    text = Path(rep["markdown"]).read_text()
+    assert "baseline: user_movie_rate" in text and "text+image" in text
+    assert len(rep["plots"]) == 4
+    for png in rep["plots"]:
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_saved_dlrm_reloads_and_predicts_identically(tiny: Path, tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    from models.dlrm import build_dlrm
+    from models.inputs import feature_schema, gather_tables, load_etl, make_loader
+
+    run = load_etl(tiny / "tiny" / "etl" / "cold-items-lookup")
+    schema = feature_schema(run, ("text", "image"))
+    tables = gather_tables(run, ("text", "image"), "none", 0)
+    loader = make_loader(run.train_dir, schema, tables, 256, shuffle=True)
+    model = build_dlrm(
+        schema, embedding_dim=8, top_mlp=(8,), dropout=0.1, l2_reg=1e-4, bias_l2_reg=1e-5
+    )
+    model.compile(optimizer="adam")
+    model.fit(loader, epochs=1, verbose=0)
+    x, _ = next(iter(make_loader(run.valid_dir, schema, tables, 512, shuffle=False)))
+    before = np.asarray(model(x, training=False))
+    model.save(str(tmp_path / "saved"))
+    again = tf.keras.models.load_model(str(tmp_path / "saved"))
+    np.testing.assert_allclose(np.asarray(again(x, training=False)), before, rtol=0, atol=1e-6)
+
+
+def test_controls_change_exactly_the_vectors(tiny: Path) -> None:
+    from models.inputs import ITEM, feature_schema, gather_tables, load_etl, make_loader
+
+    run = load_etl(tiny / "tiny" / "etl" / "cold-items-lookup")
+    real = run.matrices["text"]
+    has = run.has["text"]
+    const = gather_tables(run, ("text",), "constant", 0)["text_embedding"]
+    assert np.all(const == const[0])  # every row identical
+    assert np.allclose(const[0], real[has].mean(0), atol=1e-6)
+    shuf = gather_tables(run, ("text",), "shuffled", 0)["text_embedding"]
+    rows = np.flatnonzero(has)
+    assert not np.array_equal(shuf[rows], real[rows])
+    key = lambda a: np.lexsort(a.T)  # noqa: E731
+    np.testing.assert_array_equal(shuf[rows][key(shuf[rows])], real[rows][key(real[rows])])
+    np.testing.assert_array_equal(shuf[~has], real[~has])  # movies without text keep zeros
+
+    schema = feature_schema(run, ("text",))
+    for table in (const, shuf):
+        tables = {"text_embedding": table}
+        x, _ = next(iter(make_loader(run.valid_dir, schema, tables, 64, shuffle=False)))
+        ids = np.asarray(x[ITEM]).reshape(-1)
+        np.testing.assert_array_equal(np.asarray(x["text_embedding"]), table[ids])
+
+
+def test_join_and_lookup_runs_feed_the_same_vectors(tiny: Path) -> None:
+    from models.inputs import feature_schema, gather_tables, load_etl, make_loader
+
+    batches = {}
+    for mode in ("lookup", "join"):
+        run = load_etl(tiny / "tiny" / "etl" / f"cold-items-{mode}")
+        assert run.mode == mode
+        schema = feature_schema(run, ("text", "image"))
+        tables = gather_tables(run, ("text", "image"), "none", 0)
+        x, y = next(iter(make_loader(run.valid_dir, schema, tables, 10_000, shuffle=False)))
+        batches[mode] = (x, y)
+    for col in ("movieId", "userId", "text_embedding", "image_embedding"):
+        np.testing.assert_allclose(
+            np.asarray(batches["join"][0][col]), np.asarray(batches["lookup"][0][col]), atol=1e-7
+        )
+
+
+def test_bad_requests_fail_with_a_reason(tiny: Path) -> None:
+    from models.inputs import parse_modalities
+    from models.train import train
+
+    with pytest.raises(MmrecError, match="unknown modality 'audio'"):
+        parse_modalities("text,audio")
+    with pytest.raises(MmrecError, match="give --modalities"):
+        train(tcfg(tiny, control="shuffled"))
+    with pytest.raises(MmrecError, match="several ETL runs"):
+        train(tcfg(tiny, etl_run=None))
+    with pytest.raises(MmrecError, match="does not exist"):
+        train(tcfg(tiny, etl_run="nope"))
+    with pytest.raises(MmrecError, match="unknown model"):
+        train(tcfg(tiny, model="mf"))
