@@ -1,0 +1,169 @@
+"""ETL at ml-25m size: `mmrec etl` (lookup and join) beside pandas, Polars and the original series.
+
+Each implementation runs in its own subprocess, so its wall time and peak RSS (getrusage of the
+process and of its children) are its own. Run it niced; others share the CPU:
+
+    nice -n 10 .venv/bin/python benchmarks/bench_etl_25m.py --data-dir /tmp/bench
+
+It makes the dataset when missing (`mmrec data synthetic --name synth-25m --users 162541
+--movies 62423 --ratings 25000095 --no-posters`) and a fake feature store: one random 64-d
+vector per movie (the PCA-reduced size that `join` mode can afford), 10% flagged missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # `benchmarks.baselines` when run as a script
+RUNS = ("nvt-lookup", "nvt-join", "pandas", "polars", "original-series")
+
+
+def make_dataset(data_dir: Path, name: str, users: int, movies: int, ratings: int) -> Path:
+    root = data_dir / name
+    if not (root / "ratings.parquet").is_file():
+        subprocess.run(
+            [sys.executable, "-m", "mmrec.cli", "data", "synthetic", "--name", name,
+             "--users", str(users), "--movies", str(movies), "--ratings", str(ratings),
+             "--no-posters", "--data-dir", str(data_dir)],
+            check=True,
+        )  # fmt: skip
+    return root
+
+
+def make_feature_store(root: Path, dim: int, seed: int = 0) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = root / "feature_store.parquet"
+    if path.is_file() and pq.read_schema(path).field("image_embedding").type.list_size == dim:
+        return
+    ids = pq.read_table(root / "movies.parquet", columns=["movieId"])["movieId"]
+    rng = np.random.default_rng(seed)
+    has = (rng.random(len(ids)) > 0.1).astype(np.int8)
+    vec = rng.normal(size=(len(ids), dim)).astype(np.float32) * has[:, None]
+    table = pa.table(
+        {
+            "movieId": ids,
+            "image_embedding": pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), dim),
+            "has_image": pa.array(has),
+        }
+    )
+    pq.write_table(table, path)
+
+
+def child(run: str, data_dir: Path, name: str, out: Path, part_size: str) -> dict:
+    """Run one implementation in this process; return its measurements."""
+    root = data_dir / name
+    start = time.perf_counter()
+    detail: dict = {}
+    if run.startswith("nvt-"):
+        from mmrec.commands.etl import skip_tensorflow
+
+        skip_tensorflow()  # as `mmrec etl` does
+        from mmrec.config import EtlConfig
+        from workflows.etl.stage import run_etl
+
+        summary = run_etl(
+            EtlConfig(
+                dataset=name,
+                data_dir=data_dir,
+                run_name=f"bench-{run}",
+                embeddings=run.split("-", 1)[1],
+                part_size=part_size,
+                force=True,
+            )
+        )
+        rows = summary["rows"]
+        detail = summary["timings_s"]
+    else:
+        module = {
+            "pandas": "pandas_etl",
+            "polars": "polars_etl",
+            "original-series": "original_series",
+        }
+        mod = __import__(f"benchmarks.baselines.{module[run]}", fromlist=["run"])
+        rows = mod.run(root, out)
+    wall = time.perf_counter() - start
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "run": run,
+        "wall_s": wall,
+        "peak_rss_mb": max(own, kids),
+        "rows": rows,
+        "phases": detail,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/mmrec-bench"))
+    parser.add_argument("--name", default="synth-25m")
+    parser.add_argument("--users", type=int, default=162_541)
+    parser.add_argument("--movies", type=int, default=62_423)
+    parser.add_argument("--ratings", type=int, default=25_000_095)
+    parser.add_argument("--dim", type=int, default=64, help="fake feature store vector size")
+    parser.add_argument("--part-size", default="256MB")
+    parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated of {RUNS}")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    out = args.data_dir / "_bench_out"
+    if args.child:
+        shutil.rmtree(out, ignore_errors=True)
+        print(
+            "RESULT " + json.dumps(child(args.child, args.data_dir, args.name, out, args.part_size))
+        )
+        shutil.rmtree(out, ignore_errors=True)
+        return
+
+    root = make_dataset(args.data_dir, args.name, args.users, args.movies, args.ratings)
+    make_feature_store(root, args.dim)
+    env = {**os.environ, "MMREC_NO_PROGRESS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    results = []
+    for run in [r for r in args.runs.split(",") if r]:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", run,
+               "--data-dir", str(args.data_dir), "--name", args.name, "--part-size", args.part_size]  # fmt: skip
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
+        outer = time.perf_counter() - start
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode or not line:
+            print(f"{run}: failed (exit {proc.returncode})\n{proc.stderr[-3000:]}", file=sys.stderr)
+            continue
+        res = json.loads(line[0][len("RESULT ") :])
+        res["process_s"] = outer
+        results.append(res)
+        print(json.dumps(res), flush=True)
+
+    by = {r["run"]: r for r in results}
+    print(f"\n{args.ratings:,} ratings, {args.movies:,} movies, {args.users:,} users; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"{'run':<16}{'wall s':>9}{'peak GB':>9}{'x pandas':>10}{'x polars':>10}{'rows':>22}")
+    for r in results:
+        ratio = {
+            b: (f"{r['wall_s'] / by[b]['wall_s']:.2f}" if b in by else "-")
+            for b in ("pandas", "polars")
+        }
+        rows = "/".join(f"{v:,}" for v in r["rows"].values())
+        print(f"{r['run']:<16}{r['wall_s']:>9.1f}{r['peak_rss_mb'] / 1024:>9.2f}"
+              f"{ratio['pandas']:>10}{ratio['polars']:>10}{rows:>22}")  # fmt: skip
+    for r in results:
+        if r["phases"]:
+            print(f"{r['run']} phases (s): {json.dumps(r['phases'])}")
+
+
+if __name__ == "__main__":
+    main()

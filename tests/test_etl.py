@@ -1,0 +1,436 @@
+"""The ETL stage on tiny inputs in the contract's schemas (real Parquet, real NVTabular)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mmrec.config import EtlConfig
+from mmrec.errors import MmrecError
+from workflows.data.schema import MOVIES, RATINGS
+
+GENRES = ["Action", "Comedy", "Drama", "Horror", "Sci-Fi"]
+
+
+def write_inputs(
+    data_dir: Path,
+    name: str = "tiny",
+    *,
+    users: int = 40,
+    movies: int = 50,
+    ratings: int = 1500,
+    seed: int = 0,
+    dims: dict[str, int] | None = None,
+) -> Path:
+    """ratings/movies (+ feature store when `dims`) in the contract's schemas; return the root."""
+    rng = np.random.default_rng(seed)
+    root = data_dir / name
+    root.mkdir(parents=True, exist_ok=True)
+    movie_ids = np.sort(rng.choice(np.arange(1, 10 * movies), size=movies, replace=False))
+    genres = [list(rng.choice(GENRES, size=rng.integers(0, 3), replace=False)) for _ in movie_ids]
+    years = [None if rng.random() < 0.15 else int(rng.integers(1950, 2020)) for _ in movie_ids]
+    pq.write_table(
+        pa.table(
+            {
+                "movieId": movie_ids.astype(np.int32),
+                "title": [f"Movie {i}" for i in movie_ids],
+                "year": pa.array(years, pa.int16()),
+                "genres": genres,
+            },
+            schema=MOVIES,
+        ),
+        root / "movies.parquet",
+    )
+    rated = movie_ids[: movies - 3]  # a few catalogue movies nobody rated
+    u = rng.integers(1, users + 1, size=ratings).astype(np.int32)
+    m = rng.choice(rated, size=ratings).astype(np.int32)
+    pair = pd.DataFrame({"u": u, "m": m}).drop_duplicates()
+    ts = rng.choice(
+        np.arange(1_000_000_000, 1_000_000_000 + 50 * ratings), size=len(pair), replace=False
+    )
+    r = (rng.integers(1, 11, size=len(pair)) / 2).astype(np.float32)
+    pq.write_table(
+        pa.table(
+            {
+                "userId": pair.u.to_numpy(),
+                "movieId": pair.m.to_numpy(),
+                "rating": r,
+                "timestamp": ts.astype(np.int64),
+            },
+            schema=RATINGS,
+        ),
+        root / "ratings.parquet",
+        row_group_size=400,
+    )
+    if dims:
+        write_store(root, movie_ids, dims, rng)
+    return root
+
+
+def write_store(root: Path, movie_ids: np.ndarray, dims: dict[str, int], rng) -> None:
+    """A feature store: one movie missing entirely, some flagged missing with zero vectors."""
+    ids = movie_ids[1:]
+    cols: dict = {"movieId": pa.array(ids.astype(np.int32))}
+    for mod, d in dims.items():
+        has = (rng.random(ids.size) > 0.2).astype(np.int8)
+        vec = rng.normal(size=(ids.size, d)).astype(np.float32) * has[:, None]
+        cols[f"{mod}_embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), d)
+        cols[f"has_{mod}"] = pa.array(has)
+    pq.write_table(pa.table(cols), root / "feature_store.parquet")
+
+
+def cfg(data_dir: Path, **kw) -> EtlConfig:
+    kw.setdefault("dataset", "tiny")
+    return EtlConfig(data_dir=data_dir, **kw)
+
+
+def run(data_dir: Path, **kw) -> dict:
+    from workflows.etl.stage import run_etl
+
+    return run_etl(cfg(data_dir, **kw))
+
+
+def read_split(run_dir: Path, split: str) -> pd.DataFrame:
+    return pd.read_parquet(sorted((run_dir / split).glob("*.parquet")))
+
+
+def decode(run_dir: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """Map encoded ids back to raw values through the saved Categorify files."""
+    cats = run_dir / "categories"
+    out = pd.DataFrame(index=frame.index)
+    for col in ("userId", "movieId", "year"):
+        uniq = pd.read_parquet(cats / f"unique.{col}.parquet")[col]
+        out[col] = frame[col].map(uniq)
+    genres = pd.read_parquet(cats / "unique.genres.parquet")["genres"]
+    out["genres"] = [sorted(genres[list(g)]) for g in frame["genres"]]
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    data_dir = tmp_path_factory.mktemp("etl")
+    write_inputs(data_dir, dims={"image": 8, "text": 4})
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def lookup_run(tiny: Path) -> tuple[dict, Path]:
+    summary = run(tiny, embeddings="lookup")
+    return summary, Path(summary["path"])
+
+
+@pytest.fixture(scope="module")
+def join_run(tiny: Path) -> tuple[dict, Path]:
+    summary = run(tiny, embeddings="join")
+    return summary, Path(summary["path"])
+
+
+def raw_inputs(data_dir: Path, name: str = "tiny") -> tuple[pd.DataFrame, pd.DataFrame]:
+    return (
+        pd.read_parquet(data_dir / name / "ratings.parquet"),
+        pd.read_parquet(data_dir / name / "movies.parquet"),
+    )
+
+
+# ------------------------------------------------------------------ outputs and encodings
+
+
+def test_outputs_follow_the_contract(lookup_run) -> None:
+    summary, run_dir = lookup_run
+    for part in ("train", "valid"):
+        assert (run_dir / part / "schema.pbtxt").is_file()
+    assert (run_dir / "workflow" / "workflow.pkl").is_file()
+    assert (run_dir / "categories" / "unique.movieId.parquet").is_file()
+    assert json.loads((run_dir / "summary.json").read_text())["rows"] == summary["rows"]
+    assert not list(run_dir.parent.glob(".*tmp"))  # the temporary directory was renamed away
+    assert not (run_dir / "_prepared").exists()
+    cols = summary["columns"]
+    assert list(cols)[:4] == ["userId", "movieId", "genres", "year"]
+    assert {"user", "id", "categorical"} <= set(cols["userId"]["tags"])
+    assert {"item", "id", "categorical"} <= set(cols["movieId"]["tags"])
+    assert {"target", "binary_classification"} <= set(cols["rating_binary"]["tags"])
+    assert {"target", "regression"} <= set(cols["rating"]["tags"])
+    assert "image_embedding" not in cols  # lookup mode writes ids only
+    n_movies = summary["input_rows"]["movies"]
+    assert summary["cardinalities"]["movieId"] == n_movies + 3
+    image = np.load(run_dir / "embeddings" / "image.npy")
+    assert image.shape == (n_movies + 3, 8) and image.dtype == np.float32
+    assert not image[:3].any()
+    assert summary["peak_memory"]["self_mb"] > 0
+    assert set(summary["timings_s"]) >= {"split", "fit", "transform_train", "transform_valid"}
+
+
+def test_encodings_invert_through_saved_categories(tiny: Path, lookup_run) -> None:
+    summary, run_dir = lookup_run
+    ratings, movies = raw_inputs(tiny)
+    train = read_split(run_dir, "train")
+    valid = read_split(run_dir, "valid")
+    assert len(train) + len(valid) == len(ratings)
+    back = decode(run_dir, train)
+    back["rating"] = train["rating"].to_numpy()
+    merged = back.merge(ratings, on=["userId", "movieId"], suffixes=("", "_raw"))
+    assert len(merged) == len(train)  # every train row decodes to exactly one raw rating
+    np.testing.assert_array_equal(merged["rating"], merged["rating_raw"])
+    np.testing.assert_array_equal(train["rating_binary"], (train["rating"] > 3).astype(int))
+    meta = movies.set_index("movieId").loc[back["movieId"]]
+    assert back["genres"].tolist() == [sorted(g) for g in meta["genres"]]
+    years = meta["year"].astype("float64").to_numpy()
+    decoded_years = back["year"].astype("float64").to_numpy()
+    np.testing.assert_array_equal(np.isnan(years), np.isnan(decoded_years))
+    np.testing.assert_array_equal(years[~np.isnan(years)], decoded_years[~np.isnan(years)])
+    assert (train.loc[np.isnan(years), "year"] == 1).all()  # null year: Categorify's null id
+    # Users seen only in valid are out of vocabulary (2): the workflow is fitted on train only.
+    valid_users = decode(run_dir, valid)["userId"]
+    assert (valid["userId"][valid_users.isna()] == 2).all()
+    assert set(valid_users.dropna()) <= set(back["userId"])
+
+
+def test_reloaded_workflow_transforms_new_data_identically(tiny: Path, lookup_run) -> None:
+    import nvtabular as nvt
+    from merlin.io import Dataset
+
+    from workflows.etl.splits import uniform_from_index
+
+    summary, run_dir = lookup_run
+    ratings, _ = raw_inputs(tiny)
+    is_valid = uniform_from_index(np.arange(len(ratings)), summary["split"]["seed"]) < 0.2
+    raw_valid = ratings.loc[is_valid, ["userId", "movieId", "rating"]].reset_index(drop=True)
+    wf = nvt.Workflow.load(str(run_dir / "workflow"))
+    again = wf.transform(Dataset(raw_valid, cpu=True)).to_ddf().compute().reset_index(drop=True)
+    written = read_split(run_dir, "valid").reset_index(drop=True)
+    assert list(again.columns) == list(written.columns)
+    for col in written.columns:
+        a, b = again[col].tolist(), written[col].tolist()
+        assert [np.asarray(x).tolist() for x in a] == [np.asarray(x).tolist() for x in b], col
+
+
+def test_rerun_is_a_no_op_unless_forced(tiny: Path, lookup_run) -> None:
+    summary, run_dir = lookup_run
+    before = (run_dir / "summary.json").stat().st_mtime_ns
+    again = run(tiny, embeddings="lookup")
+    assert again["skipped"] is True and again["rows"] == summary["rows"]
+    assert (run_dir / "summary.json").stat().st_mtime_ns == before
+    with pytest.raises(MmrecError, match="other parameters"):
+        run(tiny, embeddings="lookup", rating_threshold=4.0)
+
+
+# ------------------------------------------------------------------ embeddings both ways
+
+
+def test_join_and_lookup_feed_identical_model_inputs(join_run, lookup_run) -> None:
+    from merlin.dataloader.tensorflow import Loader
+    from merlin.io import Dataset
+
+    from workflows.etl.lookup import lookup_transforms
+
+    _, jdir = join_run
+    _, ldir = lookup_run
+    assert "image_embedding" in read_split(jdir, "train").columns
+    assert "image_embedding" not in read_split(ldir, "train").columns
+    for split in ("train", "valid"):
+        joined = Loader(
+            Dataset(str(jdir / split), engine="parquet", cpu=True), batch_size=97, shuffle=False
+        )
+        looked = Loader(
+            Dataset(str(ldir / split), engine="parquet", cpu=True),
+            batch_size=97,
+            shuffle=False,
+            transforms=lookup_transforms(ldir),
+        )
+        batches = 0
+        for (xj, yj), (xl, yl) in zip(joined, looked, strict=True):
+            assert sorted(xj) == sorted(xl)
+            assert {"image_embedding", "has_image", "text_embedding", "has_text"} <= set(xj)
+            for key in xj:
+                a, b = xj[key].numpy(), xl[key].numpy()
+                assert a.dtype == b.dtype and a.shape == b.shape, key
+                np.testing.assert_array_equal(a, b, err_msg=key)
+            for key in yj:
+                np.testing.assert_array_equal(yj[key].numpy(), yl[key].numpy())
+            batches += 1
+        assert batches >= 2
+
+
+def test_matrix_rows_match_the_feature_store(tiny: Path, lookup_run) -> None:
+    _, run_dir = lookup_run
+    store = pq.read_table(tiny / "tiny" / "feature_store.parquet").to_pandas()
+    uniq = pd.read_parquet(run_dir / "categories" / "unique.movieId.parquet")["movieId"]
+    enc_of = {int(v): int(k) for k, v in uniq.dropna().items()}
+    image = np.load(run_dir / "embeddings" / "image.npy")
+    has = np.load(run_dir / "embeddings" / "has_image.npy")
+    for _, row in store.iterrows():
+        i = enc_of[int(row.movieId)]
+        assert has[i] == row.has_image
+        np.testing.assert_array_equal(image[i], row.image_embedding if row.has_image else 0)
+    missing = set(enc_of) - set(store.movieId)  # in the catalogue, not in the store
+    assert missing and all(has[enc_of[m]] == 0 and not image[enc_of[m]].any() for m in missing)
+    assert not has[:3].any()
+
+
+# ------------------------------------------------------------------ splits
+
+
+def _with_timestamps(run_dir: Path, ratings: pd.DataFrame, split: str) -> pd.DataFrame:
+    back = decode(run_dir, read_split(run_dir, split))
+    return back.merge(ratings, on=["userId", "movieId"], how="left")
+
+
+def test_temporal_global_split_respects_time(tiny: Path) -> None:
+    summary = run(tiny, split="temporal", embeddings="none")
+    run_dir = Path(summary["path"])
+    ratings, _ = raw_inputs(tiny)
+    train = read_split(run_dir, "train")
+    valid = read_split(run_dir, "valid")
+    ts = ratings.set_index(["userId", "movieId"])["timestamp"]
+    cats = run_dir / "categories"
+    users = pd.read_parquet(cats / "unique.userId.parquet")["userId"]
+    movies = pd.read_parquet(cats / "unique.movieId.parquet")["movieId"]
+    train_ts = ts.loc[list(zip(train.userId.map(users), train.movieId.map(movies), strict=False))]
+    assert train_ts.max() <= summary["split"]["cut_timestamp"]
+    assert (ratings.timestamp > summary["split"]["cut_timestamp"]).sum() == len(valid)
+    assert 0.15 < len(valid) / len(ratings) < 0.25
+
+
+def test_temporal_leave_last_out(tiny: Path) -> None:
+    summary = run(
+        tiny, split="temporal", temporal_mode="leave-last-out", embeddings="none", run_name="llo"
+    )
+    run_dir = Path(summary["path"])
+    ratings, _ = raw_inputs(tiny)
+    # Valid users may be unknown to train only if all their ratings are in valid: never here.
+    valid = _with_timestamps(run_dir, ratings, "valid")
+    counts = ratings.groupby("userId").size()
+    last = ratings.sort_values(["timestamp", "movieId"]).groupby("userId").tail(1)
+    expected = last[last.userId.map(counts) > 1]
+    assert sorted(zip(valid.userId, valid.movieId, strict=False)) == sorted(
+        zip(expected.userId, expected.movieId, strict=False)
+    )
+    assert summary["split"]["mode"] == "leave-last-out"
+
+
+def test_cold_items_are_never_in_train_but_reachable_by_content(tiny: Path) -> None:
+    summary = run(tiny, split="cold-items", cold_fraction=0.2, embeddings="lookup")
+    run_dir = Path(summary["path"])
+    cold = set(summary["split"]["cold_movie_ids"])
+    cold_enc = summary["split"]["cold_movie_encoded_ids"]
+    ratings, _ = raw_inputs(tiny)
+    assert len(cold) == round(0.2 * ratings.movieId.nunique())
+    train = decode(run_dir, read_split(run_dir, "train"))
+    valid = decode(run_dir, read_split(run_dir, "valid"))
+    assert not cold & set(train.movieId)
+    assert (valid.movieId.isin(cold)).sum() == ratings.movieId.isin(cold).sum()
+    assert summary["split"]["cold_valid_rows"] == ratings.movieId.isin(cold).sum()
+    # Cold movies keep their own encoded id (not OOV) and their content row.
+    assert min(cold_enc) >= 3
+    has = np.load(run_dir / "embeddings" / "has_image.npy")
+    image = np.load(run_dir / "embeddings" / "image.npy")
+    store = pq.read_table(tiny / "tiny" / "feature_store.parquet").to_pandas().set_index("movieId")
+    for raw, enc in zip(summary["split"]["cold_movie_ids"], cold_enc, strict=True):
+        if raw in store.index and store.loc[raw, "has_image"]:
+            assert has[enc] == 1
+            np.testing.assert_array_equal(image[enc], store.loc[raw, "image_embedding"])
+
+
+def test_random_split_is_seeded(tiny: Path, lookup_run) -> None:
+    summary, _ = lookup_run
+    other = run(tiny, embeddings="none", seed=7)
+    assert other["rows"] != summary["rows"] or other["split"]["seed"] != summary["split"]["seed"]
+    same = run(tiny, embeddings="none", seed=42, run_name="again")
+    assert same["rows"] == summary["rows"]
+    assert 0.15 < summary["rows"]["valid"] / sum(summary["rows"].values()) < 0.25
+
+
+# ------------------------------------------------------------------ options
+
+
+def test_count_and_target_encoding_features_are_fitted_on_train(tiny: Path) -> None:
+    summary = run(
+        tiny, embeddings="none", count_features=True, target_encoding=True, run_name="extras"
+    )
+    run_dir = Path(summary["path"])
+    cols = summary["columns"]
+    te = [c for c in cols if c.startswith("TE_")]
+    assert len(te) == 2 and all("continuous" in cols[c]["tags"] for c in te)
+    assert "continuous" in cols["userId_count"]["tags"]
+    train = read_split(run_dir, "train")
+    assert np.isfinite(train[[*te, "userId_count", "movieId_count"]].to_numpy()).all()
+    # log(count) of each user's train ratings, normalised: monotone in the train count.
+    counts = train.groupby("userId").size()
+    per_user = train.groupby("userId")["userId_count"].first()
+    assert per_user.corr(np.log1p(counts), method="spearman") > 0.99
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _rewrite(root: Path, name: str, table: pa.Table) -> None:
+    pq.write_table(table, root / f"{name}.parquet")
+
+
+@pytest.mark.parametrize("sort_input", [False, True], ids=["unsorted", "sorted-by-user-movie"])
+def test_bad_rows_are_counted_and_dropped(tmp_path: Path, sort_input: bool) -> None:
+    root = write_inputs(tmp_path, name="bad")
+    ratings = pq.read_table(root / "ratings.parquet")
+    n = ratings.num_rows
+    extra = pa.table(
+        {
+            "userId": pa.array([1, 2, 1], pa.int32()),
+            "movieId": pa.array([ratings["movieId"][0].as_py(), 999_999, 0], pa.int32()),
+            "rating": pa.array([float("nan"), 4.0, 3.0], pa.float32()),
+            "timestamp": pa.array([5, 6, 7], pa.int64()),
+        },
+        schema=RATINGS,
+    )
+    dup = ratings.slice(10, 2)  # two exact repeats of earlier rows
+    table = pa.concat_tables([ratings, extra, dup])
+    if sort_input:  # MovieLens' own order: the duplicate check's fast path
+        table = table.sort_by([("userId", "ascending"), ("movieId", "ascending")])
+    _rewrite(root, "ratings", table)
+    summary = run(tmp_path, dataset="bad", embeddings="none")
+    assert summary["bad_rows"] == {
+        "nan_rating": 1,
+        "unknown_movie": 2,
+        "duplicate": 2,
+        "dropped_total": 5,
+    }
+    assert sum(summary["rows"].values()) == n
+
+
+@pytest.mark.parametrize(
+    ("table", "change", "message"),
+    [
+        ("ratings", lambda t: t.drop(["rating"]), "missing column 'rating'"),
+        ("ratings", lambda t: t.set_column(1, "movieId", t["movieId"].cast(pa.int64())), "int64"),
+        ("movies", lambda t: t.drop(["genres"]), "genres"),
+        ("movies", lambda t: pa.concat_tables([t, t.slice(0, 1)]), "more than once"),
+    ],
+)
+def test_bad_files_raise_clear_errors(tmp_path: Path, table, change, message) -> None:
+    root = write_inputs(tmp_path, name="bad")
+    _rewrite(root, table, change(pq.read_table(root / f"{table}.parquet")))
+    with pytest.raises(MmrecError, match=message) as err:
+        run(tmp_path, dataset="bad", embeddings="none")
+    assert f"{table}.parquet" in str(err.value)
+    assert not (root / "etl" / "random-none").exists()
+    assert not list((root / "etl").glob(".*")) if (root / "etl").exists() else True
+
+
+def test_bad_feature_store_and_options(tmp_path: Path) -> None:
+    root = write_inputs(tmp_path, name="bad", dims={"image": 4})
+    store = pq.read_table(root / "feature_store.parquet")
+    _rewrite(root, "feature_store", store.drop(["has_image"]))
+    with pytest.raises(MmrecError, match="has_image"):
+        run(tmp_path, dataset="bad")
+    with pytest.raises(MmrecError, match="split"):
+        run(tmp_path, dataset="bad", split="weekly", embeddings="none")
+    with pytest.raises(MmrecError, match="no 'audio_embedding'"):
+        _rewrite(root, "feature_store", store)
+        run(tmp_path, dataset="bad", modalities=("audio",))
+    with pytest.raises(MmrecError, match="ratings file not found"):
+        run(tmp_path, dataset="missing")

@@ -1,0 +1,126 @@
+"""NVTabular operators: per-movie columns attached by position; Categorify by binary search.
+
+Categorify gives movie i of the sorted catalogue the id 3 + i, so a table whose row k belongs
+to encoded id k turns "join the catalogue onto every rating" into one positional `take` per
+partition: no hash join, no re-sort to restore row order (JoinExternal does both), and the
+genres are encoded once per movie instead of once per rating. Unknown movies (ids 0-2) get
+the table's rows 0-2: no genres, the null year, zero vectors, has-flag 0.
+
+Saved workflows pickle this module by value, so loading one needs only Merlin installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from merlin.dag.selector import ColumnSelector
+from merlin.schema import ColumnSchema, Schema
+from nvtabular.ops import Categorify, Operator
+
+NULL_ID, OOV_ID = 1, 2
+DENSE_IDS = 1 << 27  # id vocabularies below this encode through a flat lookup array
+
+
+class ItemGather(Operator):
+    """From the encoded item id column, add `table`'s columns (row k = encoded id k)."""
+
+    def __init__(self, table: pd.DataFrame, column_schemas: list[ColumnSchema]) -> None:
+        super().__init__()
+        names = [c.name for c in column_schemas]
+        if list(table.columns) != names:
+            raise ValueError(f"table columns {list(table.columns)} differ from schemas {names}")
+        self.table = table.reset_index(drop=True)
+        self.column_schemas = column_schemas
+        self._device_table = None
+
+    def _table_like(self, df):
+        if isinstance(df, pd.DataFrame):
+            return self.table
+        if self._device_table is None:  # cuDF partitions: one copy of the table on the device
+            from merlin.core.dispatch import convert_data
+
+            self._device_table = convert_data(self.table, cpu=False)
+        return self._device_table
+
+    def transform(self, col_selector: ColumnSelector, df):
+        table = self._table_like(df)
+        codes = df[col_selector.names[0]].clip(lower=0, upper=len(table) - 1)
+        gathered = table.take(codes.values)
+        gathered.index = df.index
+        return gathered
+
+    def column_mapping(self, col_selector: ColumnSelector) -> dict:
+        return {c.name: list(col_selector.names) for c in self.column_schemas}
+
+    def compute_output_schema(
+        self, input_schema: Schema, col_selector: ColumnSelector, prev_output_schema=None
+    ) -> Schema:
+        return Schema(self.column_schemas)
+
+    @property
+    def dynamic_dtypes(self) -> bool:
+        return False
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_device_table"] = None
+        return state
+
+
+class SortedCategorify(Categorify):
+    """Categorify for a vocabulary given in sorted order: encode by binary search.
+
+    Stock Categorify encodes a pandas partition with a hash join against the vocabulary and
+    then re-sorts the joined rows into their original order: two passes over every row of
+    every partition. With a sorted vocabulary, a `searchsorted` gives the same codes directly
+    (3 + position; 2 for values outside the vocabulary, 1 for nulls). Everything else (fit,
+    saved files, schema, export) is Categorify's own; cuDF partitions use its stock path.
+    """
+
+    def transform(self, col_selector: ColumnSelector, df):
+        if not isinstance(df, pd.DataFrame) or any(
+            isinstance(n, list | tuple) for n in col_selector.grouped_names
+        ):
+            return super().transform(col_selector, df)
+        new_df = df.copy(deep=False)
+        for name in col_selector.names:
+            values, codes, flat = self._sorted_vocab(name)
+            col = df[name]
+            null = col.isna().to_numpy()
+            raw = col.to_numpy()
+            if null.any():
+                raw = np.where(null, values[0] if len(values) else 0, raw)
+            if flat is not None:  # small non-negative int ids: one indexed load per row
+                top = flat.size - 1
+                out = flat[np.where((raw >= 0) & (raw < top), raw, top)]
+            else:
+                pos = np.searchsorted(values, raw).clip(max=max(len(values) - 1, 0))
+                found = values[pos] == raw if len(values) else np.zeros(len(raw), dtype=bool)
+                out = np.where(found, codes[pos], OOV_ID)
+            if null.any():
+                out[null] = NULL_ID
+            new_df[name] = out.astype(self.output_dtype or np.int64, copy=False)
+        return new_df
+
+    def _sorted_vocab(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        path = str(self.categories[self.storage_name.get(name, name)])
+        cache = self.__dict__.setdefault("_vocab_cache", {})
+        if path not in cache:
+            uniq = pd.read_parquet(path)
+            uniq = uniq[uniq[name].notna()]
+            values = uniq[name].to_numpy()
+            if len(values) > 1 and not (values[1:] > values[:-1]).all():
+                raise ValueError(f"{path}: vocabulary of {name!r} is not sorted and unique")
+            codes = uniq.index.to_numpy().astype(np.int64)
+            flat = None
+            small = len(values) and values[0] >= 0 and values[-1] < DENSE_IDS
+            if values.dtype.kind in "iu" and small:
+                flat = np.full(int(values[-1]) + 2, OOV_ID, dtype=np.int64)
+                flat[values] = codes
+            cache[path] = (values, codes, flat)
+        return cache[path]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_vocab_cache", None)
+        return state

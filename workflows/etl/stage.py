@@ -1,0 +1,247 @@
+"""`run_etl`: ratings + movies (+ feature store) -> NVTabular train/valid, workflow, embeddings.
+
+Phases: validate inputs; clean and split the ratings (streaming, see splits.py); build the
+embedding matrices from the feature store; build the workflow with vocabularies from the
+catalogue and the train users; fit on train; transform train and valid to Parquet; save the
+workflow. Everything is written into a temporary directory that is renamed into place only at
+the end, so a run is all-or-nothing; a finished run is skipped unless `force`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mmrec.config import EtlConfig
+from mmrec.errors import MmrecError
+from mmrec.io import atomic_dir, read_json, write_json_atomic
+from mmrec.paths import DatasetPaths
+from mmrec.progress import progress
+from workflows.etl import validate
+from workflows.etl.cluster import compute_context
+from workflows.etl.embeddings import build_matrices, encoded_movie_ids, save_matrices
+from workflows.etl.splits import INPUT_BYTES_PER_ROW, split_ratings
+from workflows.etl.summary import describe_schema, label_balance, peak_rss_mb
+
+EMBEDDING_MODES = ("lookup", "join", "none")
+FIT_SAMPLE_ROWS = 10_000
+
+
+def run_name_of(cfg: EtlConfig) -> str:
+    return cfg.run_name or f"{cfg.split}-{cfg.embeddings}"
+
+
+def run_etl(cfg: EtlConfig) -> dict:
+    """Run the ETL stage for one dataset; return (and write) its summary."""
+    if cfg.embeddings not in EMBEDDING_MODES:
+        raise MmrecError(
+            f"unknown embeddings mode {cfg.embeddings!r}: {', '.join(EMBEDDING_MODES)}"
+        )
+    paths = DatasetPaths.of(cfg.data_dir, cfg.dataset)
+    out = paths.etl / run_name_of(cfg)
+    params = _parameters(cfg)
+    if (out / "summary.json").is_file() and not cfg.force:
+        summary = read_json(out / "summary.json")
+        if summary.get("parameters") != params:
+            raise MmrecError(
+                f"{out} was made with other parameters ({summary.get('parameters')}); "
+                "pass --force to replace it, or choose another --run-name"
+            )
+        summary["skipped"] = True
+        return summary
+
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - since, 3)
+        return now
+
+    t = time.perf_counter()
+    n_rows = validate.check_ratings(paths.ratings)
+    catalogue = validate.load_catalogue(paths.movies)
+    modalities: dict[str, int] = {}
+    if cfg.embeddings != "none":
+        if paths.feature_store.is_file():
+            modalities = validate.check_feature_store(paths.feature_store, cfg.modalities)
+        elif cfg.modalities:
+            raise MmrecError(f"{paths.feature_store}: not found (run `mmrec features` first)")
+    t = lap("validate", t)
+
+    with atomic_dir(out) as tmp:
+        bar = progress(total=n_rows, desc="etl: check and split ratings", unit="rows")
+        try:
+            split = split_ratings(
+                paths.ratings,
+                catalogue.movie_ids,
+                tmp / "_prepared",
+                kind=cfg.split,
+                valid_fraction=cfg.valid_fraction,
+                temporal_mode=cfg.temporal_mode,
+                cold_fraction=cfg.cold_fraction,
+                seed=cfg.seed,
+                rating_threshold=cfg.rating_threshold,
+                batch_rows=cfg.batch_rows,
+                progress_bar=bar,
+            )
+        finally:
+            bar.close()
+        t = lap("split", t)
+
+        raw_ids = catalogue.movie_ids.astype(np.int64)
+        enc_ids = np.arange(3, 3 + raw_ids.size, dtype=np.int64)
+        matrices, flags, emb_stats = {}, {}, {}
+        if modalities:
+            matrices, flags, emb_stats = build_matrices(
+                paths.feature_store, modalities, raw_ids, enc_ids
+            )
+        t = lap("embeddings", t)
+
+        # --part-size bounds a partition's size after the transform; NVTabular measures the
+        # input, whose rows are far smaller (12 bytes against ~40 plus 4*d per joined vector).
+        joined = matrices if cfg.embeddings == "join" else {}
+        input_part = _input_part_size(cfg.part_size, joined)
+        # Given, so the writer need not measure a partition's deep memory usage to choose it.
+        row_group_rows = max(1024, OUTPUT_ROW_GROUP_BYTES // _output_row_bytes(joined))
+        with compute_context(cfg.device, cfg.workers, cfg.scheduler) as compute:
+            from merlin.io import Dataset
+
+            from workflows.etl.workflow import build_workflow
+
+            wf = build_workflow(
+                catalogue=catalogue,
+                train_users=split.train_users,
+                out_path=tmp,
+                rating_threshold=cfg.rating_threshold,
+                keep_rating=cfg.keep_rating,
+                count_features=cfg.count_features,
+                target_encoding=cfg.target_encoding,
+                target_encoding_folds=cfg.target_encoding_folds,
+                seed=cfg.seed,
+                embeddings=matrices if cfg.embeddings == "join" else None,
+                flags=flags if cfg.embeddings == "join" else None,
+                user_counts=split.user_counts,
+                movie_counts=split.movie_counts,
+                client=compute.client,
+            )
+            saved_raw, saved_enc = encoded_movie_ids(tmp / "categories")
+            if not (np.array_equal(saved_raw, raw_ids) and np.array_equal(saved_enc, enc_ids)):
+                raise RuntimeError("Categorify did not encode movieId as 3 + catalogue position")
+
+            def dataset(path: Path) -> Dataset:
+                return Dataset(str(path), engine="parquet", part_size=input_part, cpu=compute.cpu)
+
+            train_ds, valid_ds = dataset(split.train_path), dataset(split.valid_path)
+            t = lap("build", t)
+            # With every vocabulary given up front, fitting only captures output dtypes (NVTabular
+            # runs the graph on one partition for that): a small sample of train does it exactly,
+            # without a pass over a partition of up to part_size. Target encoding needs
+            # statistics, so it fits on all of train (counts come from the split pass).
+            needs_stats = cfg.target_encoding
+            fit_on = train_ds if needs_stats else dataset(_head(split.train_path, FIT_SAMPLE_ROWS))
+            wf.fit(fit_on)
+            fit_mode = "full train pass" if needs_stats else f"{FIT_SAMPLE_ROWS}-row train sample"
+            t = lap("fit", t)
+            for name, ds in (("train", train_ds), ("valid", valid_ds)):
+                wf.transform(ds).to_parquet(
+                    str(tmp / name), shuffle=None, row_group_size=row_group_rows
+                )
+                t = lap(f"transform_{name}", t)
+            wf.save(str(tmp / "workflow"), modules_byvalue=["workflows.etl.ops"])
+            output_schema = wf.output_schema
+            partitions = {"train": train_ds.npartitions, "valid": valid_ds.npartitions}
+            cluster = compute.description
+            device = compute.device
+        if modalities:
+            save_matrices(tmp / "embeddings", matrices, flags)
+        shutil.rmtree(tmp / "_prepared")
+        t = lap("save", t)
+
+        columns, cards = describe_schema(output_schema)
+        cold = split.info.get("cold_movie_ids")
+        if cold is not None:
+            split.info["cold_movie_encoded_ids"] = (
+                3 + np.searchsorted(catalogue.movie_ids, np.asarray(cold, dtype=np.int32))
+            ).tolist()
+        timings["total"] = round(time.perf_counter() - start, 3)
+        summary = {
+            "dataset": cfg.dataset,
+            "run_name": run_name_of(cfg),
+            "path": str(out),
+            "split": split.info,
+            "embeddings": {
+                "mode": cfg.embeddings,
+                "modalities": modalities,
+                **emb_stats,
+            },
+            "rating_threshold": cfg.rating_threshold,
+            "input_rows": {"ratings": n_rows, "movies": int(catalogue.movie_ids.size)},
+            "bad_rows": split.bad_rows,
+            "rows": split.rows,
+            "label_balance": label_balance(split.rows, split.positives),
+            "cardinalities": cards,
+            "columns": columns,
+            "compute": {
+                "device": device,
+                "cluster": cluster,
+                "part_size": cfg.part_size,
+                "input_part_bytes": input_part,
+                "partitions": partitions,
+                "fit": fit_mode,
+            },
+            "options": {
+                "count_features": cfg.count_features,
+                "target_encoding": cfg.target_encoding,
+                "keep_rating": cfg.keep_rating,
+            },
+            "parameters": params,
+            "timings_s": timings,
+            "peak_memory": peak_rss_mb(),
+            "skipped": False,
+        }
+        write_json_atomic(tmp / "summary.json", summary)
+    return summary
+
+
+def _head(path: Path, rows: int) -> Path:
+    """The first `rows` rows of a Parquet file, written beside it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    batch = next(pq.ParquetFile(path).iter_batches(batch_size=rows))
+    out = path.with_name(f"{path.stem}.head.parquet")
+    pq.write_table(pa.Table.from_batches([batch]), out)
+    return out
+
+
+OUTPUT_BYTES_PER_ROW = 48  # ids, year, label, rating (8 bytes each) and the genres list
+OUTPUT_ROW_GROUP_BYTES = 128 << 20
+
+
+def _input_part_size(part_size: str, joined: dict[str, np.ndarray]) -> int:
+    """Input bytes per partition so that the transformed partition is about `part_size`."""
+    from dask.utils import parse_bytes
+
+    try:
+        target = parse_bytes(part_size)
+    except (ValueError, TypeError) as exc:
+        raise MmrecError(f"part size {part_size!r} is not a size like 256MB") from exc
+    return max(1024, int(target * INPUT_BYTES_PER_ROW / _output_row_bytes(joined)))
+
+
+def _output_row_bytes(joined: dict[str, np.ndarray]) -> int:
+    return OUTPUT_BYTES_PER_ROW + sum(4 * m.shape[1] + 4 for m in joined.values())
+
+
+def _parameters(cfg: EtlConfig) -> dict:
+    """What decides the outputs (not where they go, how they are computed, or force)."""
+    import dataclasses
+
+    skip = {"data_dir", "force", "device", "workers", "scheduler", "part_size", "batch_rows"}
+    out = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
+    return json.loads(json.dumps(out, default=str))

@@ -1,0 +1,193 @@
+"""The NVTabular graph: ids, genres, year, label, optional counts / target encoding / embeddings.
+
+Every Categorify here is given its vocabulary instead of scanning the ratings:
+- movieId, genres and year come from the movie catalogue (movies.parquet is item metadata, not
+  interactions), so a movie held out of train (cold item) still gets its own encoded id and its
+  content row in the embedding matrix; its id-embedding row is simply never trained.
+- userId comes from the train split's users (found while splitting), so users seen only in
+  valid encode to the out-of-vocabulary id 2: the workflow is fitted on train only.
+Ids are assigned in sorted order from 3 (0 padding, 1 null, 2 out-of-vocabulary).
+
+Genres and year are encoded by Categorify once per movie (a small workflow over the catalogue)
+and attached to each rating by its encoded movie id (`ops.ItemGather`), as are the pretrained
+vectors in `join` mode: the same rows the `lookup` matrices hold.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workflows.etl.validate import Catalogue
+
+RESERVED = 3  # ids 0 (padding), 1 (null), 2 (out of vocabulary)
+
+
+def _categorify(out_path: Path, col: str, vocab: pd.Series, *, scalar_ids: bool = False):
+    """Categorify with a given (sorted) vocabulary; scalar id columns encode by binary search."""
+    import nvtabular as nvt
+
+    if scalar_ids:
+        from workflows.etl.ops import SortedCategorify
+
+        return SortedCategorify(out_path=str(out_path), vocabs={col: vocab})
+    return nvt.ops.Categorify(out_path=str(out_path), vocabs={col: vocab})
+
+
+def encode_catalogue(catalogue: Catalogue, out_path: Path) -> tuple[pd.DataFrame, dict]:
+    """Categorify genres and year over the catalogue; return (encoded table, column schemas)."""
+    import nvtabular as nvt
+    from merlin.io import Dataset
+
+    years = pd.array(np.zeros(len(catalogue.years), dtype=np.int16), dtype="Int16")
+    known = ~np.isnan(catalogue.years)
+    years[known] = catalogue.years[known].astype(np.int16)
+    years[~known] = pd.NA
+    movies = pd.DataFrame(
+        {
+            "genres": pd.Series([np.asarray(g, dtype=object) for g in catalogue.genres]),
+            "year": years,
+        }
+    )
+    genres = ["genres"] >> _categorify(
+        out_path, "genres", pd.Series(catalogue.genre_vocab, name="genres", dtype=object)
+    )
+    year = ["year"] >> _categorify(
+        out_path, "year", pd.Series(catalogue.year_vocab, name="year", dtype="Int16")
+    )
+    wf = nvt.Workflow(genres + year)
+    encoded = wf.fit_transform(Dataset(movies, cpu=True)).to_ddf().compute()
+    schemas = {c: wf.output_schema[c] for c in ("genres", "year")}
+    return encoded.reset_index(drop=True), schemas
+
+
+def item_table(
+    catalogue: Catalogue,
+    encoded: pd.DataFrame,
+    schemas: dict,
+    embeddings: dict[str, np.ndarray] | None = None,
+    flags: dict[str, np.ndarray] | None = None,
+):
+    """Per-movie columns indexed by encoded movie id (row k = id k); returns (table, schemas)."""
+    from merlin.schema import ColumnSchema, Tags
+
+    n = len(catalogue.movie_ids) + RESERVED
+    empty = np.zeros(0, dtype=np.int64)
+    genres = [empty] * RESERVED + [np.asarray(g, dtype=np.int64) for g in encoded["genres"]]
+    year = np.concatenate([np.ones(RESERVED, np.int64), encoded["year"].to_numpy(np.int64)])
+    table = pd.DataFrame({"genres": pd.Series(genres, dtype=object), "year": year})
+    g, y = schemas["genres"], schemas["year"]
+    cols = [
+        ColumnSchema(
+            "genres", tags=g.tags, dtype=np.int64, is_list=True, is_ragged=True,
+            properties=g.properties,
+        ),
+        ColumnSchema("year", tags=y.tags, dtype=np.int64, properties=y.properties),
+    ]  # fmt: skip
+    for m, matrix in (embeddings or {}).items():
+        if matrix.shape[0] != n:
+            raise ValueError(f"{m} matrix has {matrix.shape[0]} rows, expected {n}")
+        table[f"{m}_embedding"] = pd.Series(list(matrix), dtype=object)
+        table[f"has_{m}"] = flags[m].astype(np.float32)
+        cols.append(
+            ColumnSchema(
+                f"{m}_embedding",
+                tags=[Tags.EMBEDDING],
+                dtype=np.float32,
+                dims=(None, matrix.shape[1]),
+            )
+        )
+        cols.append(ColumnSchema(f"has_{m}", tags=[Tags.CONTINUOUS], dtype=np.float32))
+    return table, cols
+
+
+def count_table(col: str, counts: np.ndarray):
+    """`<col>_count`: log1p of train ratings per encoded id, standardised over train rows.
+
+    Indexed by encoded id like the item table; ids 0-2 and entities unseen in train count 0.
+    (Computed while splitting: NVTabular's JoinGroupby leaves NaN for ids unseen in train and
+    then fails casting the count to int.)
+    """
+    from merlin.schema import ColumnSchema, Tags
+
+    counts = np.asarray(counts, dtype=np.float64)
+    logs = np.log1p(counts)
+    total = counts.sum()
+    mean = float((counts * logs).sum() / total) if total else 0.0
+    std = float(np.sqrt((counts * (logs - mean) ** 2).sum() / total)) if total else 1.0
+    values = np.concatenate([np.zeros(RESERVED), logs])
+    values = ((values - mean) / (std or 1.0)).astype(np.float32)
+    name = f"{col}_count"
+    table = pd.DataFrame({name: values})
+    return table, [ColumnSchema(name, tags=[Tags.CONTINUOUS], dtype=np.float32)]
+
+
+def build_workflow(
+    *,
+    catalogue: Catalogue,
+    train_users: np.ndarray,
+    out_path: Path,
+    rating_threshold: float,
+    keep_rating: bool,
+    count_features: bool = False,
+    target_encoding: bool = False,
+    target_encoding_folds: int = 5,
+    seed: int = 42,
+    embeddings: dict[str, np.ndarray] | None = None,
+    flags: dict[str, np.ndarray] | None = None,
+    user_counts: np.ndarray | None = None,
+    movie_counts: np.ndarray | None = None,
+    client=None,
+):
+    """Return an unfitted nvt.Workflow; `embeddings` given means `join` mode.
+
+    `user_counts`/`movie_counts` (train ratings per train user / catalogue movie) are needed
+    with `count_features`.
+    """
+    import nvtabular as nvt
+    from merlin.schema import Tags
+
+    from workflows.etl.ops import ItemGather
+
+    ops = nvt.ops
+    user_codes = ["userId"] >> _categorify(
+        out_path, "userId", pd.Series(train_users, name="userId"), scalar_ids=True
+    )
+    user = user_codes >> ops.TagAsUserID()
+    movie_codes = ["movieId"] >> _categorify(
+        out_path, "movieId", pd.Series(catalogue.movie_ids, name="movieId"), scalar_ids=True
+    )
+    movie = movie_codes >> ops.TagAsItemID()
+    encoded, schemas = encode_catalogue(catalogue, out_path)
+    table, cols = item_table(catalogue, encoded, schemas, embeddings, flags)
+    if count_features:
+        counts, count_cols = count_table("movieId", movie_counts)
+        table = pd.concat([table, counts], axis=1)
+        cols = cols + count_cols
+    items = movie_codes >> ItemGather(table, cols)
+    features = user + movie + items
+
+    threshold = float(rating_threshold)
+    label = (
+        ["rating"]
+        >> ops.LambdaOp(lambda r: (r > threshold).astype(np.int32), dtype=np.int32)
+        >> ops.Rename(name="rating_binary")
+        >> ops.AddTags([Tags.TARGET, Tags.BINARY_CLASSIFICATION])
+    )
+    if count_features:
+        features = features + (user_codes >> ItemGather(*count_table("userId", user_counts)))
+    if target_encoding:
+        te = ["userId", "movieId"] >> ops.TargetEncoding(
+            label,
+            kfold=target_encoding_folds,
+            fold_seed=seed,
+            p_smooth=20,
+            out_path=str(out_path),
+        )
+        features = features + (te >> ops.AddTags([Tags.CONTINUOUS]))
+    outputs = features + label
+    if keep_rating:
+        outputs = outputs + (["rating"] >> ops.AddTags([Tags.TARGET, Tags.REGRESSION]))
+    return nvt.Workflow(outputs, client=client)
