@@ -3,7 +3,7 @@ PY := .venv/bin/python
 FPY := .venv-features/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all lint format bench clean
+.PHONY: setup demo test test-all lint format bench bench-quick clean
 
 setup:
 	scripts/setup.sh all
@@ -29,8 +29,12 @@ format: setup
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
+# Full-size benchmarks (25M ratings; long). `make bench-quick` checks them at small sizes.
 bench: setup
 	nice -n 10 $(PY) benchmarks/run_all.py
+
+bench-quick: setup
+	$(PY) benchmarks/run_all.py --quick
 
 clean:
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

@@ -17,7 +17,18 @@ from collections.abc import Sequence
 from mmrec.errors import MmrecError
 
 # The order here is the order of `mmrec --help`: the pipeline's order.
-COMMAND_MODULES = ["data", "run"]
+COMMAND_MODULES = [
+    "data",
+    "enrich",
+    "features",
+    "etl",
+    "train",
+    "evaluate",
+    "report",
+    "export",
+    "serve",
+    "run",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mmrec {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"mmrec {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(
+            f"mmrec {args.command}: interrupted; rerun the same command to resume", file=sys.stderr
+        )
         return 130
     except Exception as exc:  # a bug, not bad input: one line, the traceback on request
         if os.environ.get("MMREC_DEBUG") == "1":

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mmrec.config import RunConfig, SyntheticConfig
@@ -34,21 +33,104 @@ class Step:
 def plan(cfg: RunConfig) -> list[Step]:
     """The ordered steps for this dataset; each is one `mmrec` invocation."""
     common = ("--data-dir", str(cfg.data_dir))
+    ds = ("--dataset", cfg.dataset)
+    synthetic = cfg.dataset not in VARIANTS
     steps: list[Step] = []
-    if cfg.dataset in VARIANTS:
-        steps.append(Step("data", ("data", "download", cfg.dataset, *common)))
-    else:
+
+    # data, then enrich (real MovieLens only: the synthetic data arrives enriched)
+    if synthetic:
         syn = cfg.synthetic or SyntheticConfig(data_dir=cfg.data_dir, name=cfg.dataset)
         steps.append(
             Step(
                 "data",
                 (
-                    "data", "synthetic", "--name", cfg.dataset,
-                    "--users", str(syn.users), "--movies", str(syn.movies),
-                    "--ratings", str(syn.ratings), "--seed", str(syn.seed), *common,
+                    "data",
+                    "synthetic",
+                    "--name",
+                    cfg.dataset,
+                    "--users",
+                    str(syn.users),
+                    "--movies",
+                    str(syn.movies),
+                    "--ratings",
+                    str(syn.ratings),
+                    "--seed",
+                    str(syn.seed),
+                    *common,
                 ),
             )
         )
+    else:
+        steps.append(Step("data", ("data", "download", cfg.dataset, *common)))
+        if cfg.source:
+            steps.append(
+                Step("enrich", ("enrich", *ds, "--source", cfg.source, *cfg.enrich_args, *common))
+            )
+
+    # features: without posters (real data, no enrich source) only text, from the fallback texts
+    modalities = "text,image" if synthetic or cfg.source else "text"
+    image_model = cfg.image_model or ("resnet18" if synthetic else "resnet50")
+    text_model = cfg.text_model or ("minilm" if synthetic else "facebook/bart-large")
+    random_init = (
+        cfg.random_init if cfg.random_init is not None else (("image",) if synthetic else ())
+    )
+    features = ["features", *ds, "--modalities", modalities, "--text-model", text_model]
+    if "image" in modalities:
+        features += ["--image-model", image_model]
+    if random_init:
+        features += ["--random-init", ",".join(random_init)]
+    if cfg.pca:
+        features += [
+            "--pca",
+            ",".join(p for p in cfg.pca.split(",") if p.split("=")[0] in modalities),
+        ]
+    steps.append(Step("features", (*features, *common)))
+
+    # etl
+    split = cfg.split or ("cold-items" if synthetic else "random")
+    etl_run = f"{split}-{cfg.embeddings}"
+    steps.append(
+        Step("etl", ("etl", *ds, "--split", split, "--embeddings", cfg.embeddings, *common))
+    )
+
+    # train: the ablation (ids only, content, content with each control), then retrieval
+    content = modalities
+    label = content.replace(",", "+")
+    runs = [
+        ("dlrm", "none", "none"),
+        ("dlrm", content, "none"),
+        ("dlrm", content, "constant"),
+        ("dlrm", content, "shuffled"),
+        ("two-tower", "none", "none"),
+        ("two-tower", content, "none"),
+    ]
+    for model, mods, control in runs:
+        name = f"{etl_run}.{model}.{mods.replace(',', '+')}.{control}"
+        steps.append(
+            Step(
+                f"train {model} {mods} {control}",
+                (
+                    "train",
+                    *ds,
+                    "--etl-run",
+                    etl_run,
+                    "--model",
+                    model,
+                    "--modalities",
+                    mods,
+                    "--control",
+                    control,
+                    "--run-name",
+                    name,
+                    *common,
+                ),
+            )
+        )
+    steps.append(Step("evaluate", ("evaluate", *ds, "--etl-run", etl_run, *common)))
+    steps.append(Step("report", ("report", *ds, *common)))
+    if cfg.export:
+        best = f"{etl_run}.dlrm.{label}.none"
+        steps.append(Step("export", ("export", *ds, "--run", best, "--backend", "python", *common)))
     return steps
 
 

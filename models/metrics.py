@@ -86,10 +86,14 @@ class RetrievalAccumulator:
             for k in self.ndcg_ks:
                 ideal = discounts[: min(k, rel.size)].sum()
                 self.ndcg[k] += (hits[:k] * discounts[:k]).sum() / ideal
-            # rank of the best relevant item among all candidates (ties: optimistic order)
+            # rank of the best relevant item among all candidates; ties take the expected
+            # position under a random order, so a constant scorer cannot look perfect
             best = scores[row, rel].max()
             if np.isfinite(best):
-                self.rr += 1.0 / (1.0 + np.count_nonzero(scores[row] > best))
+                above = np.count_nonzero(scores[row] > best)
+                tied = np.count_nonzero(scores[row] == best)
+                tied_relevant = np.count_nonzero(scores[row, rel] == best)
+                self.rr += 1.0 / (above + (tied + 1) / (tied_relevant + 1))
 
     def result(self) -> dict[str, float]:
         n = max(self.users, 1)

@@ -64,3 +64,13 @@ def test_users_without_relevant_items_are_skipped() -> None:
     m = retrieval_metrics(scores, [np.array([0]), np.array([], dtype=int)], ks=(1,), ndcg_ks=(1,))
     assert m["users"] == 1
     assert m["recall@1"] == 1.0
+
+
+def test_mrr_ties_take_the_expected_position() -> None:
+    # a constant scorer over 5 items: the one relevant item is at position 3 on average
+    m = retrieval_metrics(np.zeros((1, 5)), [np.array([4])], None, ks=(2,), ndcg_ks=(2,))
+    assert m["mrr"] == pytest.approx(1 / 3)
+    # two relevant among 4 tied items behind one better item: first hit expected at 1 + 5/3
+    scores = np.array([[1.0, 0.0, 0.0, 0.0, 0.0]])
+    m = retrieval_metrics(scores, [np.array([1, 2])], None, ks=(2,), ndcg_ks=(2,))
+    assert m["mrr"] == pytest.approx(1 / (1 + 5 / 3))

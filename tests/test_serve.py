@@ -16,7 +16,7 @@ from test_export_toy import DATASET, DLRM_RUN, sample_rows, toy_dataset
 
 from mmrec.config import ExportConfig
 
-pytestmark = pytest.mark.slow
+# Not marked slow: CI must start the real server at least once (issue: served == in-process).
 
 MAX_BATCH = 64
 

@@ -21,13 +21,32 @@ def register(sub: argparse._SubParsersAction) -> None:
             "mmrec run --dataset ml-latest-small --source tmdb",
         ),
     )
-    p.add_argument("--dataset", default="synthetic", help="synthetic (default) or a MovieLens variant")
-    p.add_argument("--source", default=None, help="enrich source for real MovieLens: tmdb|imdb|local")
+    p.add_argument(
+        "--dataset", default="synthetic", help="synthetic (default) or a MovieLens variant"
+    )
+    p.add_argument(
+        "--source", default=None, help="enrich source for real MovieLens: tmdb|imdb|local"
+    )
     syn = SyntheticConfig(data_dir=None)  # type: ignore[arg-type]
     p.add_argument("--users", type=int, default=syn.users, help="synthetic users")
     p.add_argument("--movies", type=int, default=syn.movies, help="synthetic movies")
     p.add_argument("--ratings", type=int, default=syn.ratings, help="synthetic ratings")
     p.add_argument("--seed", type=int, default=syn.seed)
+    p.add_argument(
+        "--split",
+        choices=("random", "temporal", "cold-items"),
+        default=None,
+        help="default: cold-items on synthetic data, random on MovieLens",
+    )
+    p.add_argument("--embeddings", choices=("join", "lookup"), default="lookup")
+    p.add_argument("--image-model", default=None, help="default: resnet18 (synthetic), resnet50")
+    p.add_argument(
+        "--text-model", default=None, help="default: minilm (synthetic), facebook/bart-large"
+    )
+    p.add_argument(
+        "--pca", default=RunConfig(data_dir=None).pca, help='per modality; "" keeps all dims'
+    )  # type: ignore[arg-type]
+    p.add_argument("--no-export", action="store_true", help="stop after the report")
     add_data_dir(p)
     add_force(p)
     p.set_defaults(func=_run)
@@ -49,6 +68,12 @@ def _run(args: argparse.Namespace) -> int:
             ratings=args.ratings,
             seed=args.seed,
         ),
+        split=args.split,
+        embeddings=args.embeddings,
+        image_model=args.image_model,
+        text_model=args.text_model,
+        pca=args.pca,
+        export=not args.no_export,
         force=args.force,
     )
     print(format_summary(run_pipeline(cfg)))

@@ -61,8 +61,22 @@ class InProcessScorer:
         raw = rows[self.raw_columns].reset_index(drop=True)
         encoded = self.workflow.transform(Dataset(raw, cpu=True)).to_ddf().compute()
         return model_inputs(
-            encoded.reset_index(drop=True), self.input_schema, self.tables, self.id_column
+            encoded.reset_index(drop=True),
+            self.input_schema,
+            self.tables,
+            self.id_column,
+            offsets_dtypes=self._offsets_dtypes(),
         )
+
+    def _offsets_dtypes(self) -> dict[str, Any]:
+        """Offsets dtypes as the SavedModel was traced with (int32 or int64, by Merlin version)."""
+        spec = self.model.save_spec()
+        if not spec:
+            return {}
+        inputs = spec[0][0] if isinstance(spec[0], (list, tuple)) else spec[0]
+        return {
+            name: inputs[name].dtype.as_numpy_dtype for name in inputs if name.endswith("__offsets")
+        }
 
     def predict(self, rows: Any) -> np.ndarray:
         """The model's output per row: [n, 1] scores, or [n, d] vectors for a query tower."""
@@ -79,7 +93,11 @@ class InProcessScorer:
 
 
 def model_inputs(
-    encoded: Any, input_schema: Any, tables: dict[str, np.ndarray], id_column: str
+    encoded: Any,
+    input_schema: Any,
+    tables: dict[str, np.ndarray],
+    id_column: str,
+    offsets_dtypes: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Encoded rows (pandas) -> the arrays a Merlin Models SavedModel takes, lists as values/offsets."""
     feed: dict[str, np.ndarray] = {}
@@ -96,7 +114,8 @@ def model_inputs(
             offsets = np.concatenate([[0], np.cumsum(lengths)])
             values = np.concatenate([np.asarray(v) for v in lists]) if lists else np.array([])
             feed[f"{name}__values"] = np.asarray(values, dtype=spec.dtype.to_numpy)
-            feed[f"{name}__offsets"] = offsets.astype(np.int32)
+            key = f"{name}__offsets"
+            feed[key] = offsets.astype((offsets_dtypes or {}).get(key, np.int32))
         else:
             feed[name] = np.stack(encoded[name].to_numpy()).astype(spec.dtype.to_numpy)
     return feed
