@@ -9,7 +9,6 @@ arguments changed runs again.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -161,7 +160,8 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
             )
         done[step.name] = {"argv": list(step.argv), "seconds": seconds, "finished_at": time.time()}
         write_json_atomic(state_file, state)
-    summary = summarize(paths, done)
+    ordered = {step.name: done[step.name] for step in steps if step.name in done}
+    summary = summarize(paths, ordered)
     write_json_atomic(paths.root / "run_summary.json", summary)
     return summary
 
@@ -173,11 +173,45 @@ def summarize(paths: DatasetPaths, done: dict[str, Any]) -> dict[str, Any]:
         "root": str(paths.root.resolve()),
         "step_seconds": {name: info["seconds"] for name, info in done.items()},
     }
+    outputs: dict[str, str] = {}
     if paths.manifest.exists():
-        manifest = read_json(paths.manifest)
-        summary["row_counts"] = manifest.get("row_counts", {})
-        summary["outputs"] = {"data": str(paths.root.resolve())}
+        summary["row_counts"] = read_json(paths.manifest).get("row_counts", {})
+        outputs["data"] = str(paths.root.resolve())
+    for name, path in (
+        ("feature store", paths.feature_store),
+        ("report", paths.root / "report" / "report.md"),
+        ("export", paths.export),
+    ):
+        if path.exists():
+            outputs[name] = str(path.resolve())
+    summary["outputs"] = outputs
+    summary["headline"] = _headline(paths)
     return summary
+
+
+def _headline(paths: DatasetPaths) -> dict[str, Any]:
+    """AUC per DLRM run and recall@10 per two-tower run, all and cold items, from evaluate's JSON."""
+    headline: dict[str, Any] = {}
+    for file in sorted((paths.root / "evaluation").glob("*.json")):
+        evaluation = read_json(file)
+        rows = dict(evaluation.get("runs", {}))
+        baselines = evaluation.get("baselines", {})
+        for name, metrics in baselines.get("ranking", {}).items():
+            rows[f"baseline {name}"] = {"metrics": {"ranking": metrics}}
+        for name, metrics in baselines.get("retrieval", {}).items():
+            rows[f"baseline {name}"] = {"metrics": {"retrieval": metrics}}
+        for run, info in rows.items():
+            metrics = info.get("metrics", {})
+            for kind, key in (("ranking", "auc"), ("retrieval", "recall@10")):
+                groups = metrics.get(kind, {})
+                values = {
+                    group: round(groups[group][key], 4)
+                    for group in ("all", "cold")
+                    if key in groups.get(group, {})
+                }
+                if values:
+                    headline[f"{run}: {key}"] = values
+    return headline
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -187,6 +221,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     counts = summary.get("row_counts")
     if counts:
         lines.append("  rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    for name, path in summary.get("outputs", {}).items():
+        lines.append(f"  {name}: {path}")
     for key, value in summary.get("headline", {}).items():
-        lines.append(f"  {key}: {json.dumps(value)}")
+        lines.append(f"  {key}: " + ", ".join(f"{g} {v:.4f}" for g, v in value.items()))
     return "\n".join(lines)
