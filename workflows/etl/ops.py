@@ -22,15 +22,25 @@ DENSE_IDS = 1 << 27  # id vocabularies below this encode through a flat lookup a
 
 
 class ItemGather(Operator):
-    """From the encoded item id column, add `table`'s columns (row k = encoded id k)."""
+    """From the encoded item id column, add `table`'s columns (row k = encoded id k).
 
-    def __init__(self, table: pd.DataFrame, column_schemas: list[ColumnSchema]) -> None:
+    With `after` (the id column's name) the operator receives every column of the rows and
+    passes them through, inserting the table's columns right after `after` in the schema. Put
+    last in the graph that way, the gathered columns (genres is an object column of arrays,
+    costly to copy) skip the column concatenations that Merlin's executor does, copying every
+    column so far, for each `+` between branches.
+    """
+
+    def __init__(
+        self, table: pd.DataFrame, column_schemas: list[ColumnSchema], after: str | None = None
+    ) -> None:
         super().__init__()
         names = [c.name for c in column_schemas]
         if list(table.columns) != names:
             raise ValueError(f"table columns {list(table.columns)} differ from schemas {names}")
         self.table = table.reset_index(drop=True)
         self.column_schemas = column_schemas
+        self.after = after
         self._device_table = None
 
     def _table_like(self, df):
@@ -42,20 +52,49 @@ class ItemGather(Operator):
             self._device_table = convert_data(self.table, cpu=False)
         return self._device_table
 
+    def _id_column(self, col_selector: ColumnSelector) -> str:
+        return self.after if self.after is not None else col_selector.names[0]
+
     def transform(self, col_selector: ColumnSelector, df):
         table = self._table_like(df)
-        codes = df[col_selector.names[0]].clip(lower=0, upper=len(table) - 1)
+        codes = df[self._id_column(col_selector)].clip(lower=0, upper=len(table) - 1)
         gathered = table.take(codes.values)
         gathered.index = df.index
-        return gathered
+        if self.after is None:
+            return gathered
+        names = list(col_selector.names)
+        if list(df.columns) != names:
+            df = df[names]
+        if isinstance(df, pd.DataFrame):  # same index: no reindexing, no copy of either side
+            return pd.concat([df, gathered], axis=1, copy=False)
+        import cudf
+
+        return cudf.concat([df, gathered], axis=1)
 
     def column_mapping(self, col_selector: ColumnSelector) -> dict:
-        return {c.name: list(col_selector.names) for c in self.column_schemas}
+        gathered = {c.name: [self._id_column(col_selector)] for c in self.column_schemas}
+        if self.after is None:
+            return gathered
+        mapping: dict = {}
+        for name in col_selector.names:
+            mapping[name] = [name]
+            if name == self.after:
+                mapping.update(gathered)
+        return mapping
 
     def compute_output_schema(
         self, input_schema: Schema, col_selector: ColumnSelector, prev_output_schema=None
     ) -> Schema:
-        return Schema(self.column_schemas)
+        if self.after is None:
+            return Schema(self.column_schemas)
+        if self.after not in input_schema.column_names:
+            raise ValueError(f"ItemGather: id column {self.after!r} is not among its inputs")
+        cols = []
+        for name in input_schema.column_names:
+            cols.append(input_schema[name])
+            if name == self.after:
+                cols.extend(self.column_schemas)
+        return Schema(cols)
 
     @property
     def dynamic_dtypes(self) -> bool:
@@ -65,6 +104,10 @@ class ItemGather(Operator):
         state = self.__dict__.copy()
         state["_device_table"] = None
         return state
+
+    def __setstate__(self, state):  # workflows saved before `after` existed
+        state.setdefault("after", None)
+        self.__dict__.update(state)
 
 
 class SortedCategorify(Categorify):

@@ -166,8 +166,7 @@ def build_workflow(
         counts, count_cols = count_table("movieId", movie_counts)
         table = pd.concat([table, counts], axis=1)
         cols = cols + count_cols
-    items = movie_codes >> ItemGather(table, cols)
-    features = user + movie + items
+    features = user + movie
 
     threshold = float(rating_threshold)
     label = (
@@ -190,4 +189,6 @@ def build_workflow(
     outputs = features + label
     if keep_rating:
         outputs = outputs + (["rating"] >> ops.AddTags([Tags.TARGET, Tags.REGRESSION]))
+    # Last, passing the other columns through: the item columns land right after movieId.
+    outputs = outputs >> ItemGather(table, cols, after="movieId")
     return nvt.Workflow(outputs, client=client)
