@@ -182,18 +182,9 @@ def _extract_image(cfg: FeaturesConfig, paths: DatasetPaths, device: Any) -> dic
         "posters_missing": len(movie_ids) - len(items),
         "posters_failed": failed,
         "files_ignored": ignored,
-        "device": str(device),
-        "batch_size": cfg.batch_size,
-        "shards": len(chunks),
-        "shards_reused": reused,
-        "timings": {"load_model_s": round(t_load, 3), "embed_s": round(t_embed, 3)},
-        "items_per_s": round(computed / t_embed, 2) if computed and t_embed > 0 else None,
-        "input_fingerprint": input_fp,
-        "format_version": FORMAT_VERSION,
+        **_run_meta(cfg, device, len(chunks), reused, t_load, t_embed, computed, input_fp),
     }
-    _write_output(out, ids, vectors, meta)
-    shutil.rmtree(shard_dir, ignore_errors=True)
-    return _ran(meta, out, computed)
+    return _finish(out, ids, vectors, meta, shard_dir, computed)
 
 
 def _extract_text(cfg: FeaturesConfig, paths: DatasetPaths, device: Any) -> dict:
@@ -264,16 +255,39 @@ def _extract_text(cfg: FeaturesConfig, paths: DatasetPaths, device: Any) -> dict
         "truncated_count": len(truncated),
         "truncated_movies": truncated,
         "synopses_for_unknown_movies": stats["synopses_for_unknown_movies"],
+        **_run_meta(cfg, device, len(chunks), reused, t_load, t_embed, computed, input_fp),
+    }
+    return _finish(out, ids, _vectors(merged), meta, shard_dir, computed)
+
+
+def _run_meta(
+    cfg: FeaturesConfig,
+    device: Any,
+    shards: int,
+    reused: int,
+    t_load: float,
+    t_embed: float,
+    computed: int,
+    input_fp: str,
+) -> dict:
+    """The bookkeeping every modality's metadata carries: device, shards, timings, fingerprint."""
+    return {
         "device": str(device),
         "batch_size": cfg.batch_size,
-        "shards": len(chunks),
+        "shards": shards,
         "shards_reused": reused,
         "timings": {"load_model_s": round(t_load, 3), "embed_s": round(t_embed, 3)},
         "items_per_s": round(computed / t_embed, 2) if computed and t_embed > 0 else None,
         "input_fingerprint": input_fp,
         "format_version": FORMAT_VERSION,
     }
-    _write_output(out, ids, _vectors(merged), meta)
+
+
+def _finish(
+    out: Path, ids: list, vectors: np.ndarray, meta: dict, shard_dir: Path, computed: int
+) -> dict:
+    """Write the merged output, then drop the shards it was built from."""
+    _write_output(out, ids, vectors, meta)
     shutil.rmtree(shard_dir, ignore_errors=True)
     return _ran(meta, out, computed)
 
