@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mmrec.cli import COMMAND_MODULES, build_parser, main
-from mmrec.errors import MmrecError
+from mmrec.cli import COMMAND_MODULES, build_parser
 from mmrec.paths import DatasetPaths
 
 MMREC = [sys.executable, "-m", "mmrec.cli"]
@@ -48,26 +47,16 @@ def test_unknown_command_exits_nonzero() -> None:
     assert "invalid choice" in proc.stderr
 
 
-def test_user_error_is_one_line_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = build_parser()
-
-    def boom(_args: object) -> int:
-        raise MmrecError("ratings.parquet: column 'rating' has type string, expected float")
-
-    args = parser.parse_args(["run"])
-    args.func = boom
-    parser.parse_args = lambda argv=None: args  # type: ignore[method-assign]
-    import mmrec.cli
-
-    original = mmrec.cli.build_parser
-    mmrec.cli.build_parser = lambda: parser
-    try:
-        code = main(["run"])
-    finally:
-        mmrec.cli.build_parser = original
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.count("\n") == 1 and "ratings.parquet" in err
+def test_user_error_is_one_line_on_stderr(tmp_path: Path) -> None:
+    """Bad input through the real CLI: exit 2, one stderr line naming the file at fault."""
+    proc = subprocess.run(
+        [*MMREC, "data", "archive", "--dataset", "missing", "--out", str(tmp_path / "x.zip"),
+         "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "ratings.parquet" in proc.stderr
 
 
 def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
