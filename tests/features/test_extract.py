@@ -103,7 +103,11 @@ def test_fallback_text_of_a_movie_without_anything_is_its_catalogue_entry(done: 
     import torch
 
     direct, _ = text.embed_texts(model, [by_id[6].text], 1, torch.device("cpu"))
-    assert np.allclose(matrix(txt)[5], direct.numpy()[0], atol=1e-5)
+    # the stage embedded it in a padded batch, here alone: equal up to float noise, which
+    # reached 1e-4 per value on a 16-core Xeon with torch 2.11 / transformers 5 (1e-6 here)
+    stored, alone = matrix(txt)[5], direct.numpy()[0]
+    cosine = stored @ alone / (np.linalg.norm(stored) * np.linalg.norm(alone))
+    assert cosine > 0.9999 and np.abs(stored - alone).max() < 1e-3
 
 
 def test_rerun_is_a_no_op(done: Path) -> None:

@@ -140,6 +140,9 @@ def build_text_model(name: str, random_init: bool, seed: int, max_tokens: int | 
         except (OSError, ValueError) as exc:
             raise MmrecError(f"{folder}: cannot load weights: {exc}") from exc
         checksum = _combined_digest(files)
+    # fp32 master weights whatever the checkpoint stores (transformers 5 loads dtype="auto");
+    # CUDA runs fp16 through autocast, the CPU stays exact
+    model = model.float()
     encoder = model.get_encoder() if getattr(config, "is_encoder_decoder", False) else model
     encoder.eval()
     pooling, normalize, st_max = _sentence_transformers_settings(folder)
