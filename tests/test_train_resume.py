@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -285,3 +286,44 @@ def test_run_killed_after_early_stopping_publishes_its_best_epoch(
     auc = summary["metrics"]["ranking"]["all"]["auc"]
     assert auc == pytest.approx(history["val_auc"][best - 1], abs=2e-3)
     assert abs(auc - history["val_auc"][k - 1]) > 2e-3  # and not the last epoch's model
+
+
+def test_progress_keeps_its_own_state_and_drops_another_configs(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Fast, no TensorFlow: which in-progress state a rerun keeps, and what it says."""
+    from mmrec.config import TrainConfig
+    from models.resume import Progress, identity_of
+
+    etl = tmp_path / "etl"
+    etl.mkdir()
+    (etl / "summary.json").write_text('{"rows": {"train": 10}}')
+    cfg = TrainConfig(dataset="tiny", data_dir=tmp_path, epochs=5)
+    run_dir = tmp_path / "runs" / "r"
+
+    def progress(**kw: object) -> Progress:
+        hp = {"epochs": 5, "learning_rate": kw.pop("lr", 3e-3)}
+        return Progress(run_dir, identity_of(replace(cfg, **kw), hp, etl, False))
+
+    first = progress()
+    assert first.open(force=False) is None
+    epoch = first.dir / "epoch-0002"
+    epoch.mkdir()
+    state = {"epoch": 2, "history": {"loss": [0.7, 0.6]}, "best": 0.8, "best_epoch": 1}
+    state |= {"wait": 0, "stopped": False, "iterations": 20, "best_weights": "best-0002/w"}
+    (epoch / "state.json").write_text(json.dumps({"fingerprint": first.fingerprint, **state}))
+    (first.dir / "epoch-0001").mkdir()  # an older epoch and a killed write: pruned
+    (first.dir / ".epoch-0003.x.tmp").mkdir()
+
+    kept = progress(force=True).open(force=False)  # force is not part of the identity
+    assert kept is not None and kept.epoch == 2 and kept.iterations == 20
+    assert kept.best_weights == first.dir / "best-0002" / "w"
+    assert sorted(p.name for p in first.dir.iterdir()) == ["epoch-0002", "run.json"]
+    assert capsys.readouterr().err == ""
+
+    (etl / "summary.json").write_text('{"rows": {"train": 11}}')  # the ETL run was rebuilt
+    assert progress(lr=1e-2).open(force=False) is None
+    err = capsys.readouterr().err
+    assert "starting r over (its config changed since the interrupted run: " in err
+    assert "etl_summary_sha256" in err and "resolved.learning_rate" in err
+    assert sorted(p.name for p in first.dir.iterdir()) == ["run.json"]
