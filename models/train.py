@@ -1,11 +1,12 @@
 """`mmrec train`: fit a DLRM or two-tower model on an ETL run and save the best epoch.
 
 Outputs, under `<root>/runs/<run-name>/` (written in a temporary folder and renamed into place
-only when training and scoring succeeded, so a rerun after an interruption starts clean and a
-rerun after success is a no-op unless forced):
+only when training and scoring succeeded; a rerun after success is a no-op unless forced).
+While training, every finished epoch is saved in `<root>/runs/.<run-name>.in-progress/`
+(models/resume.py), so a rerun with the same config after an interruption resumes there:
   model/          the best epoch's Merlin Models SavedModel (DLRM, or the whole two-tower)
   query_tower/, item_tower/   two-tower only: each tower as its own SavedModel, for retrieval
-  checkpoints/    best weights seen so far (Keras ModelCheckpoint)
+  checkpoints/    the best epoch's weights (Keras save_weights; the final model loads them)
   tensorboard/    TensorBoard logs
   history.json    per-epoch loss and validation metrics
   metrics.json    validation metrics of the restored best epoch
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,14 @@ from models.inputs import (
     parse_modalities,
     pretrained_stats,
     resolve_etl_run,
+)
+from models.resume import (
+    EpochState,
+    Progress,
+    copy_tree,
+    identity_of,
+    make_early_stopping,
+    progress_dir_of,
 )
 
 MODELS = ("dlrm", "two-tower")
@@ -144,14 +155,109 @@ class _RetrievalValidation:
         return Callback()
 
 
+@dataclasses.dataclass
+class _Built:
+    """A compiled model and what fitting and scoring it needs (differs by model type)."""
+
+    model: Any
+    monitor: str
+    fit_valid: Any  # DLRM: the validation loader Keras scores; two-tower: None
+    callbacks: list[Any]  # callbacks that add the monitored value to the logs
+    valid_loader: Any = None  # DLRM
+    data: Any = None  # two-tower: RetrievalData
+
+
+def _build_model(
+    cfg: TrainConfig, hp: dict[str, Any], run: EtlRun, schema: Any, tables: Any, stats: Any
+) -> _Built:
+    """Build and compile the model for `cfg.model`, the same way for a fresh and a resumed run."""
+    import tensorflow as tf
+
+    if cfg.model == "dlrm":
+        from models.dlrm import build_dlrm
+
+        model = build_dlrm(
+            schema,
+            embedding_dim=hp["embedding_dim"],
+            top_mlp=hp["mlp"],
+            dropout=hp["dropout"],
+            l2_reg=hp["l2_reg"],
+            bias_l2_reg=hp["l2_reg"] / 10,
+            bias=cfg.bias,
+            pretrained_stats=stats,
+        )
+        valid_loader = make_loader(run.valid_dir, schema, tables, 8192, shuffle=False)
+        model.compile(
+            optimizer=tf.keras.optimizers.Adam(hp["learning_rate"]),
+            metrics=[tf.keras.metrics.AUC(name="auc")],
+        )
+        return _Built(model, "val_auc", valid_loader, [], valid_loader=valid_loader)
+
+    from models.towers import RetrievalData
+    from models.two_tower import build_two_tower
+
+    model = build_two_tower(
+        _no_label(schema),
+        embedding_dim=hp["embedding_dim"],
+        tower_mlp=hp["mlp"],
+        dropout=hp["dropout"],
+        l2_reg=hp["l2_reg"],
+        temperature=hp["temperature"],
+        negatives=cfg.negatives,
+        pretrained_stats=stats,
+    )
+    model.compile(optimizer=tf.keras.optimizers.Adam(hp["learning_rate"]), metrics=[])
+    data = RetrievalData(run, _no_label(schema), tables)
+    validation = _RetrievalValidation.make(model, data, hp, cfg)
+    return _Built(model, "val_recall@10", None, [validation], data=data)
+
+
+def _restore(progress: Progress, built: _Built, checkpoint: Any, x: Any, state: EpochState) -> None:
+    """Load the newest epoch into the model and optimizer, created first so nothing is dropped.
+
+    Keras creates layer weights on the first call and Adam's moments on the first step; a
+    checkpoint read before that would park the values and `assert_consumed` could not vouch for
+    them. One forward pass on a batch and `optimizer.build` create them without training.
+    """
+    built.model(x, training=False)
+    built.model.optimizer.build(built.model.trainable_variables)
+    progress.restore(checkpoint, state)
+    restored = int(built.model.optimizer.iterations.numpy())
+    if restored != state.iterations:
+        raise MmrecError(
+            f"{state.checkpoint} restored the optimizer at step {restored}, but its state.json "
+            f"says {state.iterations}; rerun with --force to start over"
+        )
+
+
+def _fit_done(state: EpochState | None, epochs: int) -> bool:
+    """Whether the saved state already ended training (early stop or the epoch budget)."""
+    return state is not None and (state.stopped or state.epoch >= epochs)
+
+
+def _resume_message(name: str, state: EpochState, epochs: int) -> str:
+    """The one stderr line that says a run continues, and where (the user expected a restart)."""
+    if _fit_done(state, epochs):
+        return (
+            f"resuming {name} after epoch {state.epoch} of {epochs}: training had ended, saving it"
+        )
+    return f"resuming {name} at epoch {state.epoch + 1} of {epochs}"
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train one model; returns the run's summary (paths, best epoch, validation metrics)."""
+    """Train one model; returns the run's summary (paths, best epoch, validation metrics).
+
+    Resumes from `<runs>/.<run-name>.in-progress/` (models/resume.py) when an earlier process
+    with the same config died after finishing at least one epoch.
+    """
     _check(cfg)
     paths = DatasetPaths.of(cfg.data_dir, cfg.dataset)
     etl_path = resolve_etl_run(paths.etl, cfg.etl_run)
     name = run_name_of(cfg, etl_path.name)
     run_dir = paths.runs / name
     if (run_dir / "summary.json").exists() and not cfg.force:
+        # A crash between publishing and cleaning up leaves a stale in-progress folder.
+        shutil.rmtree(progress_dir_of(run_dir), ignore_errors=True)
         summary = read_json(run_dir / "summary.json")
         summary["skipped"] = True
         return summary
@@ -168,13 +274,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     import tensorflow as tf
 
+    progress = Progress(run_dir, identity_of(cfg, hp, etl_path, device["mixed_precision"]))
     schema = feature_schema(run, modalities, with_label=True, continuous=cfg.model == "dlrm")
     tables = gather_tables(run, modalities, cfg.control, cfg.seed)
     stats = pretrained_stats(run, modalities)
     is_dlrm = cfg.model == "dlrm"
+    fit_schema = schema if is_dlrm else _no_label(schema)
     train_loader = make_loader(
         run.train_dir,
-        schema if is_dlrm else _no_label(schema),
+        fit_schema,
         tables,
         hp["batch_size"],
         shuffle=True,
@@ -182,80 +290,56 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         positives_only=not is_dlrm,
         id_dropout=hp["id_dropout"],
     )
-
-    with atomic_dir(run_dir) as tmp:
-        callbacks: list[Any] = []
-        if is_dlrm:
-            from models.dlrm import build_dlrm
-
-            model = build_dlrm(
-                schema,
-                embedding_dim=hp["embedding_dim"],
-                top_mlp=hp["mlp"],
-                dropout=hp["dropout"],
-                l2_reg=hp["l2_reg"],
-                bias_l2_reg=hp["l2_reg"] / 10,
-                bias=cfg.bias,
-                pretrained_stats=stats,
-            )
-            valid_loader = make_loader(run.valid_dir, schema, tables, 8192, shuffle=False)
-            model.compile(
-                optimizer=tf.keras.optimizers.Adam(hp["learning_rate"]),
-                metrics=[tf.keras.metrics.AUC(name="auc")],
-            )
-            monitor, fit_valid = "val_auc", valid_loader
-        else:
-            from models.towers import RetrievalData
-            from models.two_tower import build_two_tower
-
-            model = build_two_tower(
-                _no_label(schema),
-                embedding_dim=hp["embedding_dim"],
-                tower_mlp=hp["mlp"],
-                dropout=hp["dropout"],
-                l2_reg=hp["l2_reg"],
-                temperature=hp["temperature"],
-                negatives=cfg.negatives,
-                pretrained_stats=stats,
-            )
-            model.compile(optimizer=tf.keras.optimizers.Adam(hp["learning_rate"]), metrics=[])
-            data = RetrievalData(run, _no_label(schema), tables)
-            callbacks.append(_RetrievalValidation.make(model, data, hp, cfg))
-            monitor, fit_valid = "val_recall@10", None
-        callbacks += [
-            tf.keras.callbacks.ModelCheckpoint(
-                str(tmp / "checkpoints" / "best.weights"),
-                monitor=monitor,
-                mode="max",
-                save_best_only=True,
-                save_weights_only=True,
-            ),
-            tf.keras.callbacks.EarlyStopping(
-                monitor=monitor, mode="max", patience=cfg.patience, restore_best_weights=True
-            ),
-            tf.keras.callbacks.TensorBoard(log_dir=str(tmp / "tensorboard"), write_graph=False),
-        ]
-        fit_started = time.time()
-        history = model.fit(
+    built = _build_model(cfg, hp, run, schema, tables, stats)
+    state = progress.open(cfg.force)  # after the checks above, which fail without leaving state
+    model, monitor = built.model, built.monitor
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    if state is not None:
+        x, _ = next(iter(make_loader(run.valid_dir, fit_schema, tables, 64, shuffle=False)))
+        _restore(progress, built, checkpoint, x, state)
+        print(_resume_message(name, state, hp["epochs"]), file=sys.stderr)
+    early = make_early_stopping(progress, checkpoint, monitor, cfg.patience, state)
+    callbacks = [
+        *built.callbacks,  # they add the monitored value, so they run before early stopping
+        early,
+        tf.keras.callbacks.TensorBoard(log_dir=str(progress.tensorboard_dir), write_graph=False),
+    ]
+    fit_started = time.time()
+    if not _fit_done(state, hp["epochs"]):
+        model.fit(
             train_loader,
-            validation_data=fit_valid,
+            validation_data=built.fit_valid,
             epochs=hp["epochs"],
+            initial_epoch=state.epoch if state else 0,
             callbacks=callbacks,
             verbose=0 if _quiet() else 2,
         )
-        fit_s = time.time() - fit_started
-        hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        scores = hist.get(monitor, [])
-        best_epoch = int(np.argmax(scores)) + 1 if scores else len(hist.get("loss", []))
+    fit_s = time.time() - fit_started
+    iterations = int(model.optimizer.iterations.numpy())
+    hist = early.history
+    scores = hist.get(monitor, [])
+    best_epoch = int(np.argmax(scores)) + 1 if scores else len(hist.get("loss", []))
+    best = early.best_weights_path
+    if best is not None:  # the final model is the best epoch's, read from disk
+        progress.load_best(model, best)
 
+    with atomic_dir(run_dir) as tmp:
+        if best is not None:
+            copy_tree(best.parent, tmp / "checkpoints")
+        else:  # the monitor never reported: keep the last weights, as Keras would
+            model.save_weights(str(tmp / "checkpoints" / "best.weights"))
+        copy_tree(progress.tensorboard_dir, tmp / "tensorboard")
         if is_dlrm:
             from models.towers import ranking_metrics_of
 
-            metrics: dict[str, Any] = {"ranking": ranking_metrics_of(model, valid_loader, run)}
+            metrics: dict[str, Any] = {
+                "ranking": ranking_metrics_of(model, built.valid_loader, run)
+            }
             model.save(str(tmp / "model"))
         else:
             from models.towers import retrieval_metrics_of
 
+            data = built.data
             metrics = {
                 "retrieval": retrieval_metrics_of(
                     model.query_encoder,
@@ -290,6 +374,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "best_epoch": best_epoch,
             "monitor": monitor,
             "metrics": metrics,
+            "resumed_from_epoch": state.epoch if state else None,
+            "optimizer_iterations": iterations,
             "fit_seconds": round(fit_s, 2),
             "seconds": round(time.time() - started, 2),
         }
@@ -297,6 +383,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         write_json_atomic(tmp / "metrics.json", metrics)
         write_json_atomic(tmp / "config.json", config)
         write_json_atomic(tmp / "summary.json", summary)
+    progress.remove()
     return summary
 
 
