@@ -191,6 +191,32 @@ def test_same_topic_movies_share_synopsis_words(ds: dict) -> None:
     assert sim[same].mean() > 2 * sim[other].mean()
 
 
+def test_synopsis_tone_words_carry_the_factors_genres_do_not(ds: dict) -> None:
+    """Content must tell more than the genres: the pole adjectives in a synopsis predict the
+    movie's factors beyond its topic (which is all the genres reveal). Ridge, 5-fold CV."""
+    from workflows.data.synthetic_text import FACTOR_POLES
+
+    syn = ds["synopses"].merge(ds["truth_movies"][["movieId", "topic", "factors"]], on="movieId")
+    factors = np.stack(syn.factors.values)[:, : len(FACTOR_POLES)]
+    centroid = pd.DataFrame(factors).groupby(syn.topic.values).transform("mean").to_numpy()
+    within = factors - centroid  # what neither the topic nor the genres can tell
+    words = syn.text.str.lower().str.findall(r"[a-z-]+")
+    counts = np.array(
+        [[sum(w in pos for w in ws) - sum(w in neg for w in ws) for pos, neg in FACTOR_POLES]
+         for ws in words],
+        dtype=np.float64,
+    )  # fmt: skip
+    idx = np.random.default_rng(0).permutation(len(syn))
+    pred = np.zeros_like(within)
+    for fold in np.array_split(idx, 5):
+        train = np.setdiff1d(idx, fold)
+        x = np.c_[counts[train], np.ones(len(train))]
+        coef = np.linalg.solve(x.T @ x + np.eye(x.shape[1]), x.T @ within[train])
+        pred[fold] = np.c_[counts[fold], np.ones(len(fold))] @ coef
+    r2 = 1 - ((within - pred) ** 2).sum() / ((within - within.mean(0)) ** 2).sum()
+    assert r2 > 0.2, f"synopsis words explain only R2={r2:.3f} of the within-topic factors"
+
+
 def _poster_pixels(root: Path, movie_ids: list[int]) -> dict[int, np.ndarray]:
     out = {}
     for mid in movie_ids:
@@ -295,7 +321,9 @@ def test_content_beats_ids_for_cold_start_movies(ds: dict) -> None:
     with_content = id_only + guess[mc, k] + (p[uc] * guess[mc, :k]).sum(1)
     rmse_ids = np.sqrt(((yc - id_only) ** 2).mean())
     rmse_content = np.sqrt(((yc - with_content) ** 2).mean())
-    assert rmse_content < 0.95 * rmse_ids, (rmse_content, rmse_ids)
+    # generator v2 puts less of the taste in the topic (40%), so ALS on 20k ratings gets less
+    # from content here than before (0.953 of the id-only RMSE at seed 1; v1 gave under 0.95)
+    assert rmse_content < 0.97 * rmse_ids, (rmse_content, rmse_ids)
 
 
 def test_rerun_is_a_no_op_and_force_redoes(runs: tuple[Path, Path]) -> None:

@@ -36,7 +36,7 @@ from workflows.data.schema import (
     validate_table,
 )
 
-GENERATOR_VERSION = 1  # bump when the same parameters would give different data
+GENERATOR_VERSION = 2  # bump when the same parameters would give different data
 ROW_GROUP_ROWS = 1 << 20
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True}
 TAGGER_SHARE = 0.1  # share of users who tag at all

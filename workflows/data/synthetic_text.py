@@ -218,6 +218,14 @@ TEMPLATES = (
     "A {adj} {role} named {Name} tries to {verb} {thing}.",
 )
 
+# Tone sentences: the adjectives of the movie's strongest factors, strongest first.
+TONE_TEMPLATES = (
+    "The mood is {tone0}, {tone1} and {tone2}.",
+    "Critics called it {tone0} and {tone1}, at times {tone2}.",
+    "A {tone0}, {tone1} and {tone2} film.",
+    "Expect something {tone0}, {tone1}, even {tone2}.",
+)
+
 _AN = re.compile(r"\b([Aa]) ([aeiouAEIOU])")  # "a" before a vowel becomes "an"
 
 
@@ -310,6 +318,14 @@ def synopsis(
                 verb=lambda: r.choice(theme().verbs),
             )
         )
+    # one sentence on the tone names the poles of the strongest (noisily seen) factors, as
+    # reviews and overviews do; without it the adjectives are too few and too scattered for a
+    # sentence encoder to recover the factors, and content tells little beyond the genres
+    strongest = sorted(range(len(seen)), key=lambda i: -abs(seen[i]))[:3]
+    tone = [r.choice(FACTOR_POLES[i][0] if seen[i] >= 0 else FACTOR_POLES[i][1]) for i in strongest]
+    tone += tone[-1:] * (3 - len(tone))  # fewer than three factors: repeat the last
+    slots = {f"tone{k}": word for k, word in enumerate(tone)}
+    sentences.insert(r.randrange(len(sentences) + 1), _fill(r.choice(TONE_TEMPLATES), **slots))
     text = _AN.sub(r"\1n \2", " ".join(sentences))
     return text[0].upper() + text[1:]
 
