@@ -133,7 +133,7 @@ def check_resumed_history(summary: dict, history: dict, killed: dict) -> None:
     assert summary["best_epoch"] == int(np.argmax(monitor)) + 1
 
 
-@pytest.mark.slow
+# not slow: the default run (and CI) must see one real SIGKILL and resume
 def test_killed_dlrm_run_resumes_at_its_last_epoch(
     tiny: Path,  # noqa: F811
     killed_dlrm: tuple[Path, dict],
