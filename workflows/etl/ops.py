@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from merlin.dag.selector import ColumnSelector
 from merlin.schema import ColumnSchema, Schema
 from nvtabular.ops import Categorify, Operator
@@ -42,6 +43,7 @@ class ItemGather(Operator):
         self.column_schemas = column_schemas
         self.after = after
         self._device_table = None
+        self._arrow_table: pa.Table | None = None
 
     def _table_like(self, df):
         if isinstance(df, pd.DataFrame):
@@ -70,6 +72,23 @@ class ItemGather(Operator):
         import cudf
 
         return cudf.concat([df, gathered], axis=1)
+
+    def arrow_columns(self, df: pd.DataFrame) -> dict[str, pa.Array]:
+        """The gathered columns of a transformed partition `df`, built as Arrow arrays.
+
+        The same rows `transform` gathers (by `df[after]`, clipped into the table), taken from
+        an Arrow copy of the table: one `take` per column, where `pa.Table.from_pandas` of the
+        gathered object columns converts one numpy array per row (see writer.py). Needs `after`:
+        only then are the gathered columns the operator's output, unchanged by later nodes.
+        """
+        if self.after is None:
+            raise ValueError("ItemGather.arrow_columns needs an operator built with `after`")
+        if self._arrow_table is None:
+            self._arrow_table = pa.Table.from_pandas(self.table, preserve_index=False)
+        codes = df[self.after].to_numpy()
+        codes = np.clip(codes, 0, self._arrow_table.num_rows - 1)
+        gathered = self._arrow_table.take(pa.array(codes))
+        return {name: gathered.column(name).combine_chunks() for name in gathered.column_names}
 
     def column_mapping(self, col_selector: ColumnSelector) -> dict:
         gathered = {c.name: [self._id_column(col_selector)] for c in self.column_schemas}
@@ -103,10 +122,12 @@ class ItemGather(Operator):
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_device_table"] = None
+        state["_arrow_table"] = None
         return state
 
-    def __setstate__(self, state):  # workflows saved before `after` existed
+    def __setstate__(self, state):  # workflows saved before `after` (or the Arrow copy) existed
         state.setdefault("after", None)
+        state.setdefault("_arrow_table", None)
         self.__dict__.update(state)
 
 
