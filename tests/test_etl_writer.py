@@ -23,7 +23,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 
 def transformed(runs: dict[str, Path], mode: str, partitions: int = 3):
-    """The saved workflow applied to the raw ratings, every 7th movie unknown, in partitions."""
+    """(saved workflow, raw ratings in partitions with every 7th movie unknown, row count)."""
     import nvtabular as nvt
     from merlin.io import Dataset
 
@@ -31,18 +31,16 @@ def transformed(runs: dict[str, Path], mode: str, partitions: int = 3):
     unknown = np.arange(len(raw)) % 7 == 0
     raw["movieId"] = np.where(unknown, 99_999, raw["movieId"]).astype(np.int32)
     wf = nvt.Workflow.load(str(runs[mode] / "workflow"))
-    return wf, wf.transform(Dataset(raw, cpu=True, npartitions=partitions)), len(raw)
+    return wf, Dataset(raw, cpu=True, npartitions=partitions), len(raw)
 
 
 @pytest.mark.parametrize("mode", ["lookup", "join"])
 def test_files_are_byte_identical_to_merlins(runs, mode: str, tmp_path: Path) -> None:
-    from workflows.etl.writer import write_dataset
+    from workflows.etl.writer import write_transformed
 
-    wf, ds, n = transformed(runs, mode)
-    ds.to_parquet(str(tmp_path / "merlin"), shuffle=None, row_group_size=300)
-    rows = write_dataset(
-        ds, tmp_path / "ours", row_group_rows=300, column_source=wf.output_node.op.arrow_columns
-    )
+    wf, raw, n = transformed(runs, mode)
+    wf.transform(raw).to_parquet(str(tmp_path / "merlin"), shuffle=None, row_group_size=300)
+    rows = write_transformed(wf, raw, tmp_path / "ours", row_group_rows=300)
     merlin, ours = tmp_path / "merlin", tmp_path / "ours"
     names = sorted(p.name for p in merlin.glob("*.parquet"))
     assert names == sorted(rows) == ["part_0.parquet", "part_1.parquet", "part_2.parquet"]
@@ -65,13 +63,11 @@ def test_merlin_loader_reads_identical_batches(runs, tmp_path: Path) -> None:
     from merlin.dataloader.tensorflow import Loader
     from merlin.io import Dataset
 
-    from workflows.etl.writer import write_dataset
+    from workflows.etl.writer import write_transformed
 
-    wf, ds, n_rows = transformed(runs, "join")
-    ds.to_parquet(str(tmp_path / "merlin"), shuffle=None)
-    write_dataset(
-        ds, tmp_path / "ours", row_group_rows=500, column_source=wf.output_node.op.arrow_columns
-    )
+    wf, raw, n_rows = transformed(runs, "join")
+    wf.transform(raw).to_parquet(str(tmp_path / "merlin"), shuffle=None)
+    write_transformed(wf, raw, tmp_path / "ours", row_group_rows=500)
 
     def batches(path: Path):
         return Loader(Dataset(str(path), engine="parquet", cpu=True), batch_size=333)
@@ -91,18 +87,40 @@ def test_merlin_loader_reads_identical_batches(runs, tmp_path: Path) -> None:
 
 
 def test_a_source_that_disagrees_with_the_frame_fails(runs, tmp_path: Path) -> None:
-    from workflows.etl.writer import write_dataset
+    from workflows.etl.writer import PartitionConverter, write_partitions
 
-    wf, ds, _ = transformed(runs, "lookup", partitions=1)
+    wf, raw, _ = transformed(runs, "lookup", partitions=1)
     gather = wf.output_node.op
 
     def shifted(df: pd.DataFrame) -> dict[str, pa.Array]:
         cols = gather.arrow_columns(df.assign(movieId=df["movieId"] + 1))
         return {"genres": cols["genres"]}
 
+    ddf = wf.transform(raw).to_ddf()
+    convert = PartitionConverter(list(ddf.columns), column_source=shifted)
     with pytest.raises(RuntimeError, match="differs from pa.Table.from_pandas"):
-        write_dataset(ds, tmp_path / "bad", row_group_rows=500, column_source=shifted)
+        write_partitions(ddf, convert, tmp_path / "bad", schema=wf.output_schema, rows=500)
     assert not (tmp_path / "bad").exists()  # nothing half-written is left
+
+
+def test_plain_dataset_is_written_as_merlin_does(runs, tmp_path: Path) -> None:
+    from merlin.io import Dataset
+
+    from workflows.etl.writer import write_dataset
+
+    frame = pd.DataFrame(
+        {
+            "ids": np.arange(1000, dtype=np.int64),
+            "lists": [np.arange(i % 4, dtype=np.int64) for i in range(1000)],
+            "x": np.linspace(0, 1, 1000, dtype=np.float32),
+        }
+    )
+    ds = Dataset(frame, cpu=True, npartitions=2)
+    ds.to_parquet(str(tmp_path / "merlin"), shuffle=None, row_group_size=128)
+    rows = write_dataset(ds, tmp_path / "ours", row_group_rows=128)
+    assert rows == {"part_0.parquet": 500, "part_1.parquet": 500}
+    for name in [*rows, "_metadata", "_metadata.json"]:
+        assert (tmp_path / "ours" / name).read_bytes() == (tmp_path / "merlin" / name).read_bytes()
 
 
 def test_arrow_columns_match_the_operator(runs) -> None:

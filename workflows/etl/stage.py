@@ -209,21 +209,16 @@ def run_etl(cfg: EtlConfig) -> dict:
 def _write_transformed(wf, ds, out: Path, row_group_rows: int, compute) -> None:
     """Transform `ds` and write it as Parquet into `out`.
 
-    One CPU process: our writer (writer.py), which builds the per-movie columns as Arrow
-    arrays and overlaps Parquet encoding with the next partition. A Dask cluster or cuDF: Merlin's
-    own `to_parquet`, which spreads the writes over the workers (the two-worker test checks
-    that both give the same rows).
+    One CPU process: our writer (writer.py), which builds the per-movie columns in Arrow and
+    overlaps Parquet encoding with the next partition; it writes the same files. A Dask
+    cluster or cuDF: Merlin's own `to_parquet`, which spreads the writes over the workers.
     """
-    from workflows.etl.ops import ItemGather
-    from workflows.etl.writer import write_dataset
-
-    transformed = wf.transform(ds)
     if compute.client is not None or not compute.cpu:
-        transformed.to_parquet(str(out), shuffle=None, row_group_size=row_group_rows)
+        wf.transform(ds).to_parquet(str(out), shuffle=None, row_group_size=row_group_rows)
         return
-    op = wf.output_node.op
-    source = op.arrow_columns if isinstance(op, ItemGather) and op.after else None
-    write_dataset(transformed, out, row_group_rows=row_group_rows, column_source=source)
+    from workflows.etl.writer import write_transformed
+
+    write_transformed(wf, ds, out, row_group_rows=row_group_rows)
 
 
 def _head(path: Path, rows: int) -> Path:
