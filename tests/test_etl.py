@@ -421,6 +421,19 @@ def test_bad_files_raise_clear_errors(tmp_path: Path, table, change, message) ->
     assert not list((root / "etl").glob(".*")) if (root / "etl").exists() else True
 
 
+@pytest.mark.parametrize("split", ["random", "temporal"])
+def test_null_timestamp_is_reported_with_its_row(tmp_path: Path, split: str) -> None:
+    """Random splits never decode timestamps; a null one must still be found, by its row."""
+    root = write_inputs(tmp_path, name="bad")
+    ratings = pq.read_table(root / "ratings.parquet")
+    ts = ratings["timestamp"].to_pylist()
+    ts[777] = None
+    table = ratings.set_column(3, "timestamp", pa.array(ts, pa.int64()))
+    pq.write_table(table, root / "ratings.parquet", row_group_size=400)
+    with pytest.raises(MmrecError, match="null timestamp in row 777"):
+        run(tmp_path, dataset="bad", split=split, embeddings="none")
+
+
 def test_bad_feature_store_and_options(tmp_path: Path) -> None:
     root = write_inputs(tmp_path, name="bad", dims={"image": 4})
     store = pq.read_table(root / "feature_store.parquet")
