@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from merlin.dag.selector import ColumnSelector
-from merlin.schema import ColumnSchema, Schema
+from merlin.schema import ColumnSchema, Schema, Tags
 from nvtabular.ops import Categorify, Operator
 
 NULL_ID, OOV_ID = 1, 2
@@ -129,6 +129,64 @@ class ItemGather(Operator):
         state.setdefault("after", None)
         state.setdefault("_arrow_table", None)
         self.__dict__.update(state)
+
+
+class RatingTargets(Operator):
+    """From the rating column: the binary label (`rating > threshold`, int32) and, with `keep`,
+    the rating itself, each with its target tags, in one node.
+
+    It replaces `LambdaOp >> Rename >> AddTags` plus a separate `AddTags` branch for the rating:
+    Merlin's executor copies every column it has gathered so far each time it joins another
+    branch (twice: `reset_index` and `concat`), so two branches fewer is about a third less
+    copying per partition. Same output columns, dtypes and tags.
+    """
+
+    def __init__(self, threshold: float, keep: bool = True, label: str = "rating_binary") -> None:
+        super().__init__()
+        self.threshold = float(threshold)
+        self.keep = keep
+        self.label_name = label
+
+    def _source(self, col_selector: ColumnSelector) -> str:
+        if len(col_selector.names) != 1:
+            raise ValueError(f"RatingTargets takes one rating column, got {col_selector.names}")
+        return col_selector.names[0]
+
+    def transform(self, col_selector: ColumnSelector, df):
+        rating = df[self._source(col_selector)]
+        out = type(df)(index=df.index)
+        out[self.label_name] = (rating > self.threshold).astype(np.int32)
+        if self.keep:
+            out[rating.name] = rating
+        return out
+
+    def column_mapping(self, col_selector: ColumnSelector) -> dict:
+        source = self._source(col_selector)
+        mapping = {self.label_name: [source]}
+        if self.keep:
+            mapping[source] = [source]
+        return mapping
+
+    def compute_output_schema(
+        self, input_schema: Schema, col_selector: ColumnSelector, prev_output_schema=None
+    ) -> Schema:
+        source = input_schema[self._source(col_selector)]
+        # Scalars per row, shaped (batch,) as Merlin's LambdaOp/AddTags chain gave them.
+        cols = [
+            ColumnSchema(
+                self.label_name,
+                tags=[Tags.TARGET, Tags.BINARY_CLASSIFICATION],
+                dtype=np.int32,
+                dims=(None,),
+            )
+        ]
+        if self.keep:
+            cols.append(source.with_tags([Tags.TARGET, Tags.REGRESSION]).with_shape((None,)))
+        return Schema(cols)
+
+    @property
+    def dynamic_dtypes(self) -> bool:
+        return False
 
 
 class SortedCategorify(Categorify):

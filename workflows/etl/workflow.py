@@ -154,7 +154,7 @@ def build_workflow(
     import nvtabular as nvt
     from merlin.schema import Tags
 
-    from workflows.etl.ops import ItemGather
+    from workflows.etl.ops import ItemGather, RatingTargets
 
     ops = nvt.ops
     user_codes = ["userId"] >> _categorify(
@@ -173,27 +173,20 @@ def build_workflow(
         cols = cols + count_cols
     features = user + movie
 
-    threshold = float(rating_threshold)
-    label = (
-        ["rating"]
-        >> ops.LambdaOp(lambda r: (r > threshold).astype(np.int32), dtype=np.int32)
-        >> ops.Rename(name="rating_binary")
-        >> ops.AddTags([Tags.TARGET, Tags.BINARY_CLASSIFICATION])
-    )
+    # rating_binary (and rating, with keep_rating) from one node: see ops.RatingTargets.
+    targets = ["rating"] >> RatingTargets(rating_threshold, keep=keep_rating)
     if count_features:
         features = features + (user_codes >> ItemGather(*count_table("userId", user_counts)))
     if target_encoding:
         te = ["userId", "movieId"] >> ops.TargetEncoding(
-            label,
+            targets["rating_binary"],
             kfold=target_encoding_folds,
             fold_seed=seed,
             p_smooth=20,
             out_path=str(out_path),
         )
         features = features + (te >> ops.AddTags([Tags.CONTINUOUS]))
-    outputs = features + label
-    if keep_rating:
-        outputs = outputs + (["rating"] >> ops.AddTags([Tags.TARGET, Tags.REGRESSION]))
+    outputs = features + targets
     # Last, passing the other columns through: the item columns land right after movieId.
     outputs = outputs >> ItemGather(table, cols, after="movieId")
     return nvt.Workflow(outputs, client=client)
