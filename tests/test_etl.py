@@ -475,6 +475,14 @@ def test_rating_targets_match_the_stock_operator_chain(keep: bool) -> None:
         outputs.append((wf.output_schema, out.reset_index(drop=True)))
     (stock_schema, stock_out), (our_schema, our_out) = outputs
     assert our_schema == stock_schema
+
+    def described(schema) -> list:  # ColumnSchema equality ignores shapes: compare them too
+        return [
+            (c.name, repr(c.dtype), repr(c.shape), sorted(map(str, c.tags)), c.properties)
+            for c in schema
+        ]
+
+    assert described(our_schema) == described(stock_schema)
     assert list(our_out.columns) == (["rating_binary", "rating"] if keep else ["rating_binary"])
     pd.testing.assert_frame_equal(our_out, stock_out)
     assert our_out["rating_binary"].tolist() == [0, 0, 1, 1, 0]
