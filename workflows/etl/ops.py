@@ -74,12 +74,12 @@ class ItemGather(Operator):
         return cudf.concat([df, gathered], axis=1)
 
     def arrow_columns(self, df: pd.DataFrame) -> dict[str, pa.Array]:
-        """The gathered columns of a transformed partition `df`, built as Arrow arrays.
+        """The columns `transform` would add to `df`, built as Arrow arrays.
 
-        The same rows `transform` gathers (by `df[after]`, clipped into the table), taken from
-        an Arrow copy of the table: one `take` per column, where `pa.Table.from_pandas` of the
-        gathered object columns converts one numpy array per row (see writer.py). Needs `after`:
-        only then are the gathered columns the operator's output, unchanged by later nodes.
+        The same rows (by `df[after]`, clipped into the table), taken from an Arrow copy of
+        the table: one `take` per column, where `pa.Table.from_pandas` of the gathered object
+        columns converts one numpy array per row (see writer.py, which calls it only when this
+        operator is the graph's last node). Needs `after`, the id column it is keyed on.
         """
         if self.after is None:
             raise ValueError("ItemGather.arrow_columns needs an operator built with `after`")

@@ -60,7 +60,6 @@ class PartitionConverter:
         self.columns = list(columns)
         self.column_source = column_source
         self.reference = reference or (lambda df: df)
-        self.schema: pa.Schema | None = None
 
     def __call__(self, df: pd.DataFrame) -> pa.Table:
         given = self.column_source(df) if self.column_source else {}
@@ -70,10 +69,9 @@ class PartitionConverter:
         rest = [c for c in self.columns if c not in given]
         frame = df if list(df.columns) == rest else df[rest]  # df[...] copies every column
         converted = pa.Table.from_pandas(frame, preserve_index=False)
-        if self.schema is None:
-            self.schema = self._schema_of(df, converted, given)
-        arrays = [given[n] if n in given else converted.column(n) for n in self.schema.names]
-        table = pa.Table.from_arrays(arrays, schema=self.schema)
+        schema = self._schema_of(df, converted, given)  # per partition, as Merlin's writer
+        arrays = [given[n] if n in given else converted.column(n) for n in schema.names]
+        table = pa.Table.from_arrays(arrays, schema=schema)
         self._spot_check(df, table)
         return table
 
