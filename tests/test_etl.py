@@ -421,6 +421,19 @@ def test_bad_files_raise_clear_errors(tmp_path: Path, table, change, message) ->
     assert not list((root / "etl").glob(".*")) if (root / "etl").exists() else True
 
 
+@pytest.mark.parametrize("split", ["random", "temporal"])
+def test_null_timestamp_is_reported_with_its_row(tmp_path: Path, split: str) -> None:
+    """Random splits never decode timestamps; a null one must still be found, by its row."""
+    root = write_inputs(tmp_path, name="bad")
+    ratings = pq.read_table(root / "ratings.parquet")
+    ts = ratings["timestamp"].to_pylist()
+    ts[777] = None
+    table = ratings.set_column(3, "timestamp", pa.array(ts, pa.int64()))
+    pq.write_table(table, root / "ratings.parquet", row_group_size=400)
+    with pytest.raises(MmrecError, match="null timestamp in row 777"):
+        run(tmp_path, dataset="bad", split=split, embeddings="none")
+
+
 def test_bad_feature_store_and_options(tmp_path: Path) -> None:
     root = write_inputs(tmp_path, name="bad", dims={"image": 4})
     store = pq.read_table(root / "feature_store.parquet")
@@ -434,3 +447,42 @@ def test_bad_feature_store_and_options(tmp_path: Path) -> None:
         run(tmp_path, dataset="bad", modalities=("audio",))
     with pytest.raises(MmrecError, match="ratings file not found"):
         run(tmp_path, dataset="missing")
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_rating_targets_match_the_stock_operator_chain(keep: bool) -> None:
+    """One RatingTargets node gives what LambdaOp >> Rename >> AddTags (+ AddTags) gave."""
+    import nvtabular as nvt
+    from merlin.io import Dataset
+    from merlin.schema import Tags
+
+    from workflows.etl.ops import RatingTargets
+
+    frame = pd.DataFrame({"rating": np.array([0.5, 3.0, 3.5, 5.0, 1.0], dtype=np.float32)})
+    stock = (
+        ["rating"]
+        >> nvt.ops.LambdaOp(lambda r: (r > 3.0).astype(np.int32), dtype=np.int32)
+        >> nvt.ops.Rename(name="rating_binary")
+        >> nvt.ops.AddTags([Tags.TARGET, Tags.BINARY_CLASSIFICATION])
+    )
+    if keep:
+        stock = stock + (["rating"] >> nvt.ops.AddTags([Tags.TARGET, Tags.REGRESSION]))
+    ours = ["rating"] >> RatingTargets(3.0, keep=keep)
+    outputs = []
+    for graph in (stock, ours):
+        wf = nvt.Workflow(graph)
+        out = wf.fit_transform(Dataset(frame, cpu=True)).to_ddf().compute()
+        outputs.append((wf.output_schema, out.reset_index(drop=True)))
+    (stock_schema, stock_out), (our_schema, our_out) = outputs
+    assert our_schema == stock_schema
+
+    def described(schema) -> list:  # ColumnSchema equality ignores shapes: compare them too
+        return [
+            (c.name, repr(c.dtype), repr(c.shape), sorted(map(str, c.tags)), c.properties)
+            for c in schema
+        ]
+
+    assert described(our_schema) == described(stock_schema)
+    assert list(our_out.columns) == (["rating_binary", "rating"] if keep else ["rating_binary"])
+    pd.testing.assert_frame_equal(our_out, stock_out)
+    assert our_out["rating_binary"].tolist() == [0, 0, 1, 1, 0]

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from merlin.dag.selector import ColumnSelector
-from merlin.schema import ColumnSchema, Schema
+from merlin.schema import ColumnSchema, Schema, Tags
 from nvtabular.ops import Categorify, Operator
 
 NULL_ID, OOV_ID = 1, 2
@@ -42,6 +43,7 @@ class ItemGather(Operator):
         self.column_schemas = column_schemas
         self.after = after
         self._device_table = None
+        self._arrow_table: pa.Table | None = None
 
     def _table_like(self, df):
         if isinstance(df, pd.DataFrame):
@@ -70,6 +72,23 @@ class ItemGather(Operator):
         import cudf
 
         return cudf.concat([df, gathered], axis=1)
+
+    def arrow_columns(self, df: pd.DataFrame) -> dict[str, pa.Array]:
+        """The columns `transform` would add to `df`, built as Arrow arrays.
+
+        The same rows (by `df[after]`, clipped into the table), taken from an Arrow copy of
+        the table: one `take` per column, where `pa.Table.from_pandas` of the gathered object
+        columns converts one numpy array per row (see writer.py, which calls it only when this
+        operator is the graph's last node). Needs `after`, the id column it is keyed on.
+        """
+        if self.after is None:
+            raise ValueError("ItemGather.arrow_columns needs an operator built with `after`")
+        if self._arrow_table is None:
+            self._arrow_table = pa.Table.from_pandas(self.table, preserve_index=False)
+        codes = df[self.after].to_numpy()
+        codes = np.clip(codes, 0, self._arrow_table.num_rows - 1)
+        gathered = self._arrow_table.take(pa.array(codes))
+        return {name: gathered.column(name).combine_chunks() for name in gathered.column_names}
 
     def column_mapping(self, col_selector: ColumnSelector) -> dict:
         gathered = {c.name: [self._id_column(col_selector)] for c in self.column_schemas}
@@ -103,11 +122,71 @@ class ItemGather(Operator):
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_device_table"] = None
+        state["_arrow_table"] = None
         return state
 
-    def __setstate__(self, state):  # workflows saved before `after` existed
+    def __setstate__(self, state):  # workflows saved before `after` (or the Arrow copy) existed
         state.setdefault("after", None)
+        state.setdefault("_arrow_table", None)
         self.__dict__.update(state)
+
+
+class RatingTargets(Operator):
+    """From the rating column: the binary label (`rating > threshold`, int32) and, with `keep`,
+    the rating itself, each with its target tags, in one node.
+
+    It replaces `LambdaOp >> Rename >> AddTags` plus a separate `AddTags` branch for the rating:
+    Merlin's executor copies every column it has gathered so far each time it joins another
+    branch (twice: `reset_index` and `concat`), so two branches fewer is about a third less
+    copying per partition. Same output columns, dtypes and tags.
+    """
+
+    def __init__(self, threshold: float, keep: bool = True, label: str = "rating_binary") -> None:
+        super().__init__()
+        self.threshold = float(threshold)
+        self.keep = keep
+        self.label_name = label
+
+    def _source(self, col_selector: ColumnSelector) -> str:
+        if len(col_selector.names) != 1:
+            raise ValueError(f"RatingTargets takes one rating column, got {col_selector.names}")
+        return col_selector.names[0]
+
+    def transform(self, col_selector: ColumnSelector, df):
+        rating = df[self._source(col_selector)]
+        out = type(df)(index=df.index)
+        out[self.label_name] = (rating > self.threshold).astype(np.int32)
+        if self.keep:
+            out[rating.name] = rating
+        return out
+
+    def column_mapping(self, col_selector: ColumnSelector) -> dict:
+        source = self._source(col_selector)
+        mapping = {self.label_name: [source]}
+        if self.keep:
+            mapping[source] = [source]
+        return mapping
+
+    def compute_output_schema(
+        self, input_schema: Schema, col_selector: ColumnSelector, prev_output_schema=None
+    ) -> Schema:
+        source = input_schema[self._source(col_selector)]
+        # Scalars per row, shaped (batch,) as Merlin's LambdaOp/AddTags chain gave them.
+        cols = [
+            ColumnSchema(
+                self.label_name,
+                tags=[Tags.TARGET, Tags.BINARY_CLASSIFICATION],
+                dtype=np.int32,
+                dims=(None,),
+            )
+        ]
+        if self.keep:
+            cols.append(source.with_tags([Tags.TARGET, Tags.REGRESSION]).with_shape((None,)))
+        return Schema(cols)
+
+    @property
+    def dynamic_dtypes(self) -> bool:
+        return False
 
 
 class SortedCategorify(Categorify):

@@ -9,6 +9,7 @@ dropped, never silently: NaN ratings, ratings of movies absent from movies.parqu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,15 +39,37 @@ class SplitResult:
     movie_counts: np.ndarray | None = None  # train ratings per catalogue movie (sorted ids)
 
 
+UNIFORM_CHUNK = 1 << 16  # rows per step: the temporaries stay in cache
+
+
 def uniform_from_index(index: np.ndarray, seed: int) -> np.ndarray:
-    """A seeded uniform [0, 1) per global row index (splitmix64): independent of batching."""
+    """A seeded uniform [0, 1) per global row index (splitmix64): independent of batching.
+
+    Computed in place, in chunks that fit in cache: at 25M rows, whole-array temporaries are
+    200 MB each and the hash becomes memory-bound.
+    """
+    index = np.asarray(index)
+    out = np.empty(index.shape, dtype=np.float64)
+    flat_in, flat_out = index.reshape(-1), out.reshape(-1)
+    for lo in range(0, flat_in.size, UNIFORM_CHUNK):
+        flat_out[lo : lo + UNIFORM_CHUNK] = _splitmix_unit(flat_in[lo : lo + UNIFORM_CHUNK], seed)
+    return out
+
+
+def _splitmix_unit(index: np.ndarray, seed: int) -> np.ndarray:
     with np.errstate(over="ignore"):
-        z = index.astype(np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+        z = index.astype(np.uint64)
+        z += np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+        z += np.uint64(0x9E3779B97F4A7C15)
+        z ^= z >> np.uint64(30)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    z >>= np.uint64(11)
+    out = z.astype(np.float64)
+    out /= float(1 << 53)
+    return out
 
 
 def _unique_ints(values: np.ndarray) -> np.ndarray:
@@ -90,28 +113,45 @@ def _counts(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
     return np.bincount(np.searchsorted(sorted_ids, values), minlength=sorted_ids.size)
 
 
-def _duplicate_mask(users: np.ndarray, movies: np.ndarray, ts: np.ndarray, keep: np.ndarray):
-    """True for repeats of an earlier kept (userId, movieId, timestamp) row."""
+def _duplicate_mask(
+    users: np.ndarray,
+    movies: np.ndarray,
+    timestamps: Callable[[np.ndarray], np.ndarray],
+    keep: np.ndarray,
+) -> np.ndarray:
+    """True for repeats of an earlier kept (userId, movieId, timestamp) row.
+
+    `timestamps(rows)` gives the timestamps of those rows: they are only needed for rows whose
+    (userId, movieId) pair repeats, which is rare.
+    """
     import pandas as pd
 
-    pair = (users.astype(np.int64) << 32) | (movies.astype(np.int64) & 0xFFFFFFFF)
-    kept_idx = np.flatnonzero(keep)
-    keys = pair[kept_idx]
-    step = np.diff(keys)
-    if (step >= 0).all():  # sorted by (userId, movieId), as MovieLens ships: repeats are adjacent
-        same = step == 0
-        cand = np.zeros(keys.size, dtype=bool)
+    kept_idx = None if keep.all() else np.flatnonzero(keep)
+    u = users if kept_idx is None else users[kept_idx]
+    m = movies if kept_idx is None else movies[kept_idx]
+    # Sorted by (userId, movieId), as MovieLens ships: repeats are adjacent. Checked on the
+    # int32 columns themselves; the int64 pair key is only built when the order is unknown.
+    same_user = u[1:] == u[:-1]
+    ordered = bool(((u[1:] > u[:-1]) | (same_user & (m[1:] >= m[:-1]))).all())
+    if ordered:
+        same = same_user & (m[1:] == m[:-1])
+        cand = np.zeros(u.size, dtype=bool)
         cand[1:] |= same
         cand[:-1] |= same
     else:
-        cand = pd.Series(keys).duplicated(keep=False).to_numpy()
-    del step
+        cand = pd.Series(_pair_key(u, m)).duplicated(keep=False).to_numpy()
+    del same_user, u, m
     dup = np.zeros(users.size, dtype=bool)
     if cand.any():  # rare: repeated pairs; only now compare timestamps too
-        idx = kept_idx[cand]
-        frame = pd.DataFrame({"p": pair[idx], "t": ts[idx]})
+        idx = np.flatnonzero(cand) if kept_idx is None else kept_idx[cand]
+        frame = pd.DataFrame({"p": _pair_key(users[idx], movies[idx]), "t": timestamps(idx)})
         dup[idx[frame.duplicated(keep="first").to_numpy()]] = True
     return dup
+
+
+def _pair_key(users: np.ndarray, movies: np.ndarray) -> np.ndarray:
+    """One int64 per (userId, movieId) pair (both int32)."""
+    return (users.astype(np.int64) << 32) | (movies.astype(np.int64) & 0xFFFFFFFF)
 
 
 def split_ratings(
@@ -144,7 +184,9 @@ def split_ratings(
         raise MmrecError(f"{ratings_path}: no ratings")
     users = np.empty(n, dtype=np.int32)
     movies = np.empty(n, dtype=np.int32)
-    ts = np.empty(n, dtype=np.int64)
+    # Only the temporal split orders by time; the others need timestamps just for rows whose
+    # (userId, movieId) repeats, read then (decoding 25M of them costs ~0.3 s and 200 MB).
+    ts = np.empty(n, dtype=np.int64) if kind == "temporal" else None
     ratings = np.empty(n, dtype=np.float32)
     nan_rating = np.zeros(n, dtype=bool)
     unknown = np.zeros(n, dtype=bool)
@@ -153,15 +195,17 @@ def split_ratings(
 
     # Pass 1: keys and per-row validity.
     off = 0
-    cols = ["userId", "movieId", "rating", "timestamp"]
+    keys = [("userId", users), ("movieId", movies)] + (
+        [("timestamp", ts)] if ts is not None else []
+    )
+    cols = [name for name, _ in keys] + ["rating"]
     for batch in pf.iter_batches(batch_size=batch_rows, columns=cols):
         k = batch.num_rows
         sl = slice(off, off + k)
-        for name, arr in (("userId", users), ("movieId", movies), ("timestamp", ts)):
+        for name, arr in keys:
             col = batch.column(name)
             if col.null_count:
-                first = off + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-                raise MmrecError(f"{ratings_path}: null {name} in row {first}")
+                _raise_null(ratings_path, name, off, col)
             arr[sl] = col.to_numpy()
         r = batch.column("rating").to_numpy(zero_copy_only=False)
         ratings[sl] = r
@@ -171,8 +215,11 @@ def split_ratings(
         if progress_bar is not None:
             progress_bar.update(k)
 
+    if ts is None:
+        _check_no_nulls(pf, ratings_path, "timestamp", batch_rows)
+
     keep = ~(nan_rating | unknown)
-    dup = _duplicate_mask(users, movies, ts, keep)
+    dup = _duplicate_mask(users, movies, _timestamps_of(pf, ts), keep)
     keep &= ~dup
     bad = {
         "nan_rating": int(nan_rating.sum()),
@@ -235,6 +282,37 @@ def split_ratings(
         user_counts=user_counts,
         movie_counts=movie_counts,
     )
+
+
+def _timestamps_of(pf: pq.ParquetFile, ts: np.ndarray | None):
+    """rows -> their timestamps: from `ts` when read, else from the file (read on first use)."""
+
+    def timestamps(rows: np.ndarray) -> np.ndarray:
+        column = ts if ts is not None else pf.read(columns=["timestamp"]).column(0).to_numpy()
+        return column[rows]
+
+    return timestamps
+
+
+def _raise_null(path: Path, name: str, offset: int, col: pa.Array) -> None:
+    first = offset + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+    raise MmrecError(f"{path}: null {name} in row {first}")
+
+
+def _check_no_nulls(pf: pq.ParquetFile, path: Path, name: str, batch_rows: int) -> None:
+    """Raise on a null in column `name`: from the row-group statistics, reading it only if
+    a row group has nulls or no statistics (then to report the first null row)."""
+    j = pf.schema_arrow.get_field_index(name)
+    meta = pf.metadata
+    stats = [meta.row_group(i).column(j).statistics for i in range(meta.num_row_groups)]
+    if all(st is not None and st.has_null_count and st.null_count == 0 for st in stats):
+        return
+    off = 0
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=[name]):
+        col = batch.column(0)
+        if col.null_count:
+            _raise_null(path, name, off, col)
+        off += batch.num_rows
 
 
 def _assign(kind, users, movies, ts, keep, valid_fraction, temporal_mode, cold_fraction, seed):

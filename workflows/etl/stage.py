@@ -148,9 +148,7 @@ def run_etl(cfg: EtlConfig) -> dict:
             fit_mode = "full train pass" if needs_stats else f"{FIT_SAMPLE_ROWS}-row train sample"
             t = lap("fit", t)
             for name, ds in (("train", train_ds), ("valid", valid_ds)):
-                wf.transform(ds).to_parquet(
-                    str(tmp / name), shuffle=None, row_group_size=row_group_rows
-                )
+                _write_transformed(wf, ds, tmp / name, row_group_rows, compute)
                 t = lap(f"transform_{name}", t)
             wf.save(str(tmp / "workflow"), modules_byvalue=["workflows.etl.ops"])
             output_schema = wf.output_schema
@@ -206,6 +204,21 @@ def run_etl(cfg: EtlConfig) -> dict:
         }
         write_json_atomic(tmp / "summary.json", summary)
     return summary
+
+
+def _write_transformed(wf, ds, out: Path, row_group_rows: int, compute) -> None:
+    """Transform `ds` and write it as Parquet into `out`.
+
+    One CPU process: our writer (writer.py), which builds the per-movie columns in Arrow and
+    overlaps Parquet encoding with the next partition; it writes the same files. A Dask
+    cluster or cuDF: Merlin's own `to_parquet`, which spreads the writes over the workers.
+    """
+    if compute.client is not None or not compute.cpu:
+        wf.transform(ds).to_parquet(str(out), shuffle=None, row_group_size=row_group_rows)
+        return
+    from workflows.etl.writer import write_transformed
+
+    write_transformed(wf, ds, out, row_group_rows=row_group_rows)
 
 
 def _head(path: Path, rows: int) -> Path:
