@@ -6,7 +6,7 @@ labels, and one feature row per movie for the item tower. Only the few needed co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,12 @@ def read_columns(folder: Path, columns: list[str]) -> pd.DataFrame:
 
 @dataclass
 class Interactions:
-    """users, items, labels of one split as int64/int8 arrays."""
+    """users, items, labels of one split as int64/int8 arrays (treated as read-only)."""
 
     users: np.ndarray
     items: np.ndarray
     labels: np.ndarray
+    _by_user: dict[int, np.ndarray] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def read(cls, folder: Path) -> Interactions:
@@ -66,7 +67,13 @@ class Interactions:
         return Interactions(self.users[keep], self.items[keep], self.labels[keep])
 
     def by_user(self) -> dict[int, np.ndarray]:
-        """user id -> the item ids of that user's rows."""
+        """user id -> the item ids of that user's rows; computed once (retrieval scoring asks
+        for the train split's on every epoch and every candidate set)."""
+        if self._by_user is None:
+            self._by_user = self._group_by_user()
+        return self._by_user
+
+    def _group_by_user(self) -> dict[int, np.ndarray]:
         if self.users.size == 0:
             return {}
         order = np.argsort(self.users, kind="stable")

@@ -16,6 +16,7 @@ from mmrec.config import EvaluateConfig
 from mmrec.errors import MmrecError
 from mmrec.io import read_json, write_json_atomic
 from mmrec.paths import DatasetPaths
+from models.data import Interactions
 from models.inputs import EtlRun, feature_schema, gather_tables, load_etl, make_loader
 
 
@@ -32,26 +33,30 @@ def finished_runs(runs_dir: Path, names: tuple[str, ...] = ()) -> list[Path]:
     return sorted(p for p in runs_dir.glob("*") if (p / "summary.json").exists())
 
 
-def baselines_of(run: EtlRun, strength: float) -> dict[str, Any]:
-    """Ranking baselines (smoothed rates) and the popularity retrieval baseline."""
+def baselines_of(run: EtlRun, strength: float, interactions: Any) -> dict[str, Any]:
+    """Ranking baselines (smoothed rates) and the popularity retrieval baseline.
+
+    `interactions`: (train, valid) `models.data.Interactions` of `run`, read once by the caller.
+    """
     from models.baselines import ranking_baselines
-    from models.data import Interactions
     from models.scoring import ranking_metrics
     from models.towers import RetrievalData, popularity_metrics
 
-    train = Interactions.read(run.train_dir)
-    valid = Interactions.read(run.valid_dir)
+    train, valid = interactions
     probs = ranking_baselines(train, valid, strength)
     ranking = {
         name: ranking_metrics(valid.labels, p, valid.items, run.cold_item_ids)
         for name, p in probs.items()
     }
-    data = RetrievalData(run, feature_schema(run, (), with_label=False), {})
+    data = RetrievalData(run, feature_schema(run, (), with_label=False), {}, interactions)
     return {"ranking": ranking, "retrieval": {"popularity": popularity_metrics(data)}}
 
 
-def evaluate_run(run_dir: Path, etl: EtlRun) -> dict[str, Any]:
-    """Reload one run's saved model(s) and score it on the validation split."""
+def evaluate_run(run_dir: Path, etl: EtlRun, interactions: Any = None) -> dict[str, Any]:
+    """Reload one run's saved model(s) and score it on the validation split.
+
+    `interactions`: (train, valid) of `etl` if already read (two-tower runs need them).
+    """
     import numpy as np
     import tensorflow as tf
     from merlin.schema import Tags
@@ -75,7 +80,7 @@ def evaluate_run(run_dir: Path, etl: EtlRun) -> dict[str, Any]:
 
         query = tf.keras.models.load_model(str(run_dir / "query_tower"))
         items = tf.keras.models.load_model(str(run_dir / "item_tower"))
-        data = RetrievalData(etl, schema.excluding_by_tag(Tags.TARGET), tables)
+        data = RetrievalData(etl, schema.excluding_by_tag(Tags.TARGET), tables, interactions)
         saved_pop = run_dir / "item_log_popularity.npy"
         if saved_pop.exists():
             data.log_popularity = np.load(saved_pop)
@@ -115,6 +120,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     written = {}
     for etl_name, dirs in sorted(by_etl.items()):
         etl = load_etl(paths.etl / etl_name)
+        interactions = (Interactions.read(etl.train_dir), Interactions.read(etl.valid_dir))
         results = {}
         for d in dirs:
             cached = d / "evaluation.json"
@@ -124,14 +130,14 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             if fresh and not cfg.force:
                 results[d.name] = read_json(cached)
                 continue
-            results[d.name] = evaluate_run(d, etl)
+            results[d.name] = evaluate_run(d, etl, interactions)
             write_json_atomic(cached, results[d.name])
         doc = {
             "dataset": cfg.dataset,
             "etl_run": etl_name,
             "split": etl.summary.get("split", {}).get("kind"),
             "cold_items": int(etl.cold_item_ids.size),
-            "baselines": baselines_of(etl, cfg.baseline_strength),
+            "baselines": baselines_of(etl, cfg.baseline_strength, interactions),
             "runs": results,
         }
         target = out_dir / f"{etl_name}.json"

@@ -156,17 +156,16 @@ def encode_movie_ids(etl_path: Path, raw_ids: np.ndarray) -> np.ndarray:
     """Map raw movieIds to Categorify's encoded ids using the ETL's unique-values file."""
     import pandas as pd
 
+    from workflows.etl.embeddings import encoded_movie_ids
+
     f = etl_path / "categories" / "unique.movieId.parquet"
     if not f.exists():
         found = list(etl_path.glob("**/categories/unique.movieId.parquet"))
         if not found:
             raise MmrecError(f"{f} not found: cannot encode the cold movie ids of {etl_path}")
         f = found[0]
-    uniq = pd.read_parquet(f)
-    values = uniq[ITEM].to_numpy()
-    keep = ~pd.isna(values)
-    lookup = pd.Series(uniq.index.to_numpy()[keep], index=values[keep].astype(np.int64))
-    enc = lookup.reindex(raw_ids).to_numpy()
+    raw, encoded = encoded_movie_ids(f.parent)
+    enc = pd.Series(encoded, index=raw).reindex(raw_ids).to_numpy()
     return enc[~pd.isna(enc)].astype(np.int64)
 
 

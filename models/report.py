@@ -60,18 +60,11 @@ def _section(doc: dict[str, Any], runs_dir: Path, out: Path) -> tuple[list[str],
         groups = _groups(doc, kind)
         header = ["scorer", "modalities", "control"] + [f"{c} ({g})" for g in groups for c in cols]
         rows = []
-        if kind == "ranking":
-            for name, m in base["ranking"].items():
-                rows.append(
-                    [f"baseline: {name}", "-", "-"]
-                    + [m.get(g, {}).get(c, float("nan")) for g in groups for c in cols]
-                )
-        else:
-            for name, m in base["retrieval"].items():
-                rows.append(
-                    [f"baseline: {name}", "-", "-"]
-                    + [m.get(g, {}).get(c, float("nan")) for g in groups for c in cols]
-                )
+        for name, m in base[kind].items():
+            rows.append(
+                [f"baseline: {name}", "-", "-"]
+                + [m.get(g, {}).get(c, float("nan")) for g in groups for c in cols]
+            )
         for _name, r in sorted(mine.items()):
             m = r["metrics"][kind]
             rows.append(

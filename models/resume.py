@@ -54,12 +54,12 @@ def identity_of(cfg: Any, hp: dict[str, Any], etl_path: Path, mixed_precision: b
     run is identified by the digest of its summary.json, which changes when it is rebuilt.
     Mixed precision changes the optimizer's variables (loss scaling), so it is part of it too.
     """
-    config = {k: _plain(v) for k, v in dataclasses.asdict(cfg).items() if k != "force"}
+    config = {k: jsonable(v) for k, v in dataclasses.asdict(cfg).items() if k != "force"}
     summary = etl_path / "summary.json"
     return {
         "format": FORMAT,
         "config": config,
-        "resolved": {k: _plain(v) for k, v in hp.items()},
+        "resolved": {k: jsonable(v) for k, v in hp.items()},
         "etl_path": str(etl_path),
         "etl_summary_sha256": file_digest(summary),
         "mixed_precision": bool(mixed_precision),
@@ -342,10 +342,10 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _plain(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
     """JSON-stable form of a config value (tuples and lists compare equal after a reload)."""
     if isinstance(v, Path):
         return str(v)
     if isinstance(v, tuple):
-        return [_plain(x) for x in v]
+        return [jsonable(x) for x in v]
     return v

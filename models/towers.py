@@ -30,12 +30,22 @@ def _frame_loader(df: Any, schema: Any, tables: dict[str, np.ndarray], batch_siz
 class RetrievalData:
     """Everything retrieval evaluation needs besides the towers, built once per training run."""
 
-    def __init__(self, run: EtlRun, schema: Any, tables: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        run: EtlRun,
+        schema: Any,
+        tables: dict[str, np.ndarray],
+        interactions: tuple[Interactions, Interactions] | None = None,
+    ) -> None:
+        """`interactions`: (train, valid) already read, so evaluation reads them once per ETL run."""
         import pandas as pd
 
+        from models.baselines import popularity_scores
+
         self.run = run
-        self.train = Interactions.read(run.train_dir)
-        self.valid = Interactions.read(run.valid_dir)
+        if interactions is None:
+            interactions = (Interactions.read(run.train_dir), Interactions.read(run.valid_dir))
+        self.train, self.valid = interactions
         self.cold_ids = run.cold_item_ids
         item_cols = [c for c in schema.column_names if c != USER and c in run.schema.column_names]
         item_cols = [c for c in item_cols if c in ("movieId", "genres", "year")]
@@ -46,8 +56,9 @@ class RetrievalData:
         users = np.unique(self.valid.positives().users)
         user_df = pd.DataFrame({USER: users.astype(run.schema[USER].dtype.to_numpy)})
         self.user_loader = _frame_loader(user_df, schema.select_by_name([USER]), {}, 8192)
-        counts = np.bincount(self.train.positives().items, minlength=run.n_items)
-        self.log_popularity = np.log1p(counts[: run.n_items]).astype(np.float32)
+        self.log_popularity = np.log1p(popularity_scores(self.train, run.n_items)).astype(
+            np.float32
+        )
 
 
 def tower_vectors(encoder: Any, loader: Any, id_column: str) -> tuple[np.ndarray, np.ndarray]:

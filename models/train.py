@@ -20,7 +20,6 @@ Multi-GPU: Merlin Models trains data-parallel with Horovod in the Merlin image
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import sys
 import time
@@ -50,6 +49,7 @@ from models.resume import (
     Progress,
     copy_tree,
     identity_of,
+    jsonable,
     make_early_stopping,
     progress_dir_of,
 )
@@ -161,9 +161,8 @@ class _Built:
 
     model: Any
     monitor: str
-    fit_valid: Any  # DLRM: the validation loader Keras scores; two-tower: None
     callbacks: list[Any]  # callbacks that add the monitored value to the logs
-    valid_loader: Any = None  # DLRM
+    valid_loader: Any = None  # DLRM: the validation loader Keras scores; two-tower: None
     data: Any = None  # two-tower: RetrievalData
 
 
@@ -191,7 +190,7 @@ def _build_model(
             optimizer=tf.keras.optimizers.Adam(hp["learning_rate"]),
             metrics=[tf.keras.metrics.AUC(name="auc")],
         )
-        return _Built(model, "val_auc", valid_loader, [], valid_loader=valid_loader)
+        return _Built(model, "val_auc", [], valid_loader=valid_loader)
 
     from models.towers import RetrievalData
     from models.two_tower import build_two_tower
@@ -209,7 +208,7 @@ def _build_model(
     model.compile(optimizer=tf.keras.optimizers.Adam(hp["learning_rate"]), metrics=[])
     data = RetrievalData(run, _no_label(schema), tables)
     validation = _RetrievalValidation.make(model, data, hp, cfg)
-    return _Built(model, "val_recall@10", None, [validation], data=data)
+    return _Built(model, "val_recall@10", [validation], data=data)
 
 
 def _restore(progress: Progress, built: _Built, checkpoint: Any, x: Any, state: EpochState) -> None:
@@ -308,7 +307,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if not _fit_done(state, hp["epochs"]):
         model.fit(
             train_loader,
-            validation_data=built.fit_valid,
+            validation_data=built.valid_loader,
             epochs=hp["epochs"],
             initial_epoch=state.epoch if state else 0,
             callbacks=callbacks,
@@ -355,8 +354,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             np.save(tmp / "item_log_popularity.npy", data.log_popularity)
 
         config = {
-            **{k: _jsonable(v) for k, v in dataclasses.asdict(cfg).items()},
-            "resolved": {k: _jsonable(v) for k, v in hp.items()},
+            **{k: jsonable(v) for k, v in dataclasses.asdict(cfg).items()},
+            "resolved": {k: jsonable(v) for k, v in hp.items()},
             "modalities": list(modalities),
             "etl_run": etl_path.name,
             "etl_path": str(etl_path),
@@ -399,17 +398,9 @@ def _quiet() -> bool:
     return os.environ.get("MMREC_NO_PROGRESS") == "1"
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, Path):
-        return str(v)
-    if isinstance(v, tuple):
-        return list(v)
-    return v
-
-
 def load_run_config(run_dir: Path) -> dict[str, Any]:
     """The config.json of a finished run (evaluate/report read it)."""
     f = run_dir / "config.json"
     if not f.exists():
         raise MmrecError(f"{run_dir} is not a finished training run (no config.json)")
-    return json.loads(f.read_text())
+    return read_json(f)

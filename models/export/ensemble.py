@@ -72,19 +72,22 @@ def resolve_sources(cfg: ExportConfig) -> dict[str, Any]:
     """Find the model, the ETL run and the output folder; fail naming the missing path."""
     paths = DatasetPaths.of(cfg.data_dir, cfg.dataset)
     run_dir = paths.runs / cfg.run if cfg.run else None
+    # what `mmrec train` recorded: the model kind and ETL run (summary.json), and the control and
+    # seed its vectors were transformed with (config.json)
+    trained: dict[str, Any] = {}
+    for name in ("summary.json", "config.json"):
+        if run_dir is not None and (run_dir / name).exists():
+            trained.update(read_json(run_dir / name))
     model_dir = Path(cfg.model_dir) if cfg.model_dir else _model_dir_of(run_dir)
-    etl_dir = Path(cfg.etl_dir) if cfg.etl_dir else _etl_dir_of(paths, run_dir, cfg.etl_run)
+    etl_dir = Path(cfg.etl_dir) if cfg.etl_dir else _etl_dir_of(paths, trained, cfg.etl_run)
     for what, path in (("workflow", etl_dir / "workflow"), ("model", model_dir)):
         if not path.exists():
             raise MmrecError(f"{what} not found: {path}")
-    kind = cfg.model if cfg.model != "auto" else _kind_of(run_dir, model_dir)
+    kind = cfg.model if cfg.model != "auto" else _kind_of(model_dir, trained)
     if kind not in ("dlrm", "two-tower"):
         raise MmrecError(f"model kind must be dlrm or two-tower, got {kind!r} ({model_dir})")
     name = cfg.run or model_dir.name
     out = Path(cfg.out) if cfg.out else paths.export / name
-    train_cfg = {}
-    if run_dir is not None and (run_dir / "config.json").exists():
-        train_cfg = read_json(run_dir / "config.json")
     return {
         "kind": kind,
         "model_dir": model_dir,
@@ -92,9 +95,9 @@ def resolve_sources(cfg: ExportConfig) -> dict[str, Any]:
         "out": out,
         "run_dir": run_dir,
         # an ablation run was trained on a transformed matrix: serve it the same one
-        "control": train_cfg.get("control", "none"),
-        "seed": int(train_cfg.get("seed", 0)),
-        "train_config": train_cfg,
+        "control": trained.get("control", "none"),
+        "seed": int(trained.get("seed", 0)),
+        "train_config": trained,
     }
 
 
@@ -107,18 +110,9 @@ def _model_dir_of(run_dir: Path | None) -> Path:
     raise MmrecError(f"no saved model in {run_dir} (looked for model/saved_model.pb)")
 
 
-def _etl_dir_of(paths: DatasetPaths, run_dir: Path | None, etl_run: str | None) -> Path:
-    if etl_run:
-        return paths.etl / etl_run
-    if run_dir is not None:
-        for name in ("summary.json", "metrics.json", "config.json"):
-            meta = run_dir / name
-            if meta.exists():
-                info = read_json(meta)
-                for key in ("etl_run", "etl_run_name", "etl_dir"):
-                    value = info.get(key) or info.get("config", {}).get(key)
-                    if value:
-                        return Path(value) if key == "etl_dir" else paths.etl / value
+def _etl_dir_of(paths: DatasetPaths, trained: dict[str, Any], etl_run: str | None) -> Path:
+    if etl_run or trained.get("etl_run"):
+        return paths.etl / (etl_run or trained["etl_run"])
     runs = sorted(p for p in paths.etl.glob("*") if (p / "workflow").exists())
     if len(runs) == 1:
         return runs[0]
@@ -126,15 +120,9 @@ def _etl_dir_of(paths: DatasetPaths, run_dir: Path | None, etl_run: str | None) 
     raise MmrecError(f"say which ETL run to use (--etl-run); found in {paths.etl}: {found}")
 
 
-def _kind_of(run_dir: Path | None, model_dir: Path) -> str:
-    if run_dir is not None:
-        for name in ("summary.json", "metrics.json", "config.json"):
-            meta = run_dir / name
-            if meta.exists():
-                info = read_json(meta)
-                model = info.get("model") or info.get("config", {}).get("model")
-                if isinstance(model, str):
-                    return "two-tower" if model.replace("_", "-") == "two-tower" else "dlrm"
+def _kind_of(model_dir: Path, trained: dict[str, Any]) -> str:
+    if trained.get("model") in ("dlrm", "two-tower"):
+        return trained["model"]
     return "two-tower" if (model_dir.parent / "query_tower").exists() else "dlrm"
 
 
@@ -153,25 +141,14 @@ def export_ensemble(
     predict: Any, sources: dict[str, Any], repository: Path, backend: str, max_batch_size: int
 ) -> dict[str, Any]:
     """Shared by DLRM and the query tower: prune the workflow to what `predict` needs, chain."""
-    import nvtabular as nvt
     from merlin.systems.dag import Ensemble
     from merlin.systems.dag.ops.workflow import TransformWorkflow
 
     from models.export.guard_op import BatchGuard
 
-    etl_dir = Path(sources["etl_dir"])
-    wf = nvt.Workflow.load(str(etl_dir / "workflow"))
-    needed = list(predict.input_schema.column_names)
-    features = [c for c in needed if c in wf.output_schema.column_names]
-    if not features:
-        raise MmrecError(
-            f"the model's inputs {needed} share no column with the workflow's outputs "
-            f"{wf.output_schema.column_names} ({etl_dir / 'workflow'})"
-        )
-    wf = prune_workflow(wf, features)
-    tables = lookup_tables(
-        etl_dir,
-        predict.input_schema.select_by_name([c for c in needed if c not in features]),
+    wf, tables = serving_inputs(
+        Path(sources["etl_dir"]),
+        predict.input_schema,
         control=sources.get("control", "none"),
         seed=sources.get("seed", 0),
     )
@@ -198,6 +175,30 @@ def export_ensemble(
         "lookup": {name: list(t.shape) for name, t in tables.items()},
         "models": sorted(p.name for p in repository.iterdir() if p.is_dir()),
     }
+
+
+def serving_inputs(
+    etl_dir: Path, input_schema: Any, control: str = "none", seed: int = 0
+) -> tuple[Any, dict[str, Any]]:
+    """What feeds a saved model at serving time: the fitted workflow pruned to the model inputs
+    it produces, and the id-aligned lookup matrices for the rest (the pretrained vectors)."""
+    import nvtabular as nvt
+
+    wf = nvt.Workflow.load(str(etl_dir / "workflow"))
+    needed = list(input_schema.column_names)
+    features = [c for c in needed if c in wf.output_schema.column_names]
+    if not features:
+        raise MmrecError(
+            f"the model's inputs {needed} share no column with the workflow's outputs "
+            f"{wf.output_schema.column_names} ({etl_dir / 'workflow'})"
+        )
+    tables = lookup_tables(
+        etl_dir,
+        input_schema.select_by_name([c for c in needed if c not in features]),
+        control=control,
+        seed=seed,
+    )
+    return prune_workflow(wf, features), tables
 
 
 def prune_workflow(wf: Any, keep: list[str]) -> Any:

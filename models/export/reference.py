@@ -27,26 +27,18 @@ class InProcessScorer:
     ) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import merlin.models.tf  # noqa: F401  (custom layers for load_model)
-        import nvtabular as nvt
         import tensorflow as tf
         from merlin.systems.dag.ops.tensorflow import PredictTensorflow
 
-        from models.export.ensemble import _item_id_column, lookup_tables, prune_workflow
+        from models.export.ensemble import _item_id_column, serving_inputs
 
         self._tf = tf
         self.model = tf.keras.models.load_model(str(model_dir), compile=False)
         signature = PredictTensorflow(str(model_dir))
         self.input_schema = signature.input_schema
         self.output_name = signature.output_schema.column_names[0]
-        wf = nvt.Workflow.load(str(Path(etl_dir) / "workflow"))
-        needed = self.input_schema.column_names
-        features = [c for c in needed if c in wf.output_schema.column_names]
-        self.workflow = prune_workflow(wf, features)
-        self.tables = lookup_tables(
-            Path(etl_dir),
-            self.input_schema.select_by_name([c for c in needed if c not in features]),
-            control=control,
-            seed=seed,
+        self.workflow, self.tables = serving_inputs(
+            Path(etl_dir), self.input_schema, control=control, seed=seed
         )
         self.id_column = _item_id_column(self.workflow)
 

@@ -96,26 +96,18 @@ def item_embeddings(
     sources: dict[str, Any], candidate_dir: Path, movies: Path
 ) -> dict[str, np.ndarray]:
     """Embed every movie of movies.parquet with the candidate tower, behind the item workflow."""
-    import nvtabular as nvt
     import pandas as pd
     import tensorflow as tf
     from merlin.io import Dataset
     from merlin.systems.dag.ops.tensorflow import PredictTensorflow
 
-    from models.export.ensemble import _item_id_column, lookup_tables, prune_workflow
+    from models.export.ensemble import _item_id_column, serving_inputs
     from models.export.reference import model_inputs
 
     etl_dir = Path(sources["etl_dir"])
     schema = PredictTensorflow(str(candidate_dir)).input_schema
-    wf = nvt.Workflow.load(str(etl_dir / "workflow"))
-    needed = schema.column_names
-    features = [c for c in needed if c in wf.output_schema.column_names]
-    wf = prune_workflow(wf, features)
-    tables = lookup_tables(
-        etl_dir,
-        schema.select_by_name([c for c in needed if c not in features]),
-        control=sources.get("control", "none"),
-        seed=sources.get("seed", 0),
+    wf, tables = serving_inputs(
+        etl_dir, schema, control=sources.get("control", "none"), seed=sources.get("seed", 0)
     )
     table = pd.read_parquet(movies)
     missing = [c for c in wf.input_schema.column_names if c not in table.columns]

@@ -8,7 +8,7 @@ pretrained-vector lookup all happen inside Triton. List columns such as genres t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +74,7 @@ class ScoringClient:
     @property
     def raw_columns(self) -> list[str]:
         """The columns a caller provides: list columns once, not as their values/offsets pair."""
-        names = []
-        for name in self.inputs:
-            base = name.rsplit("__", 1)[0] if name.endswith(("__values", "__offsets")) else name
-            if base not in names:
-                names.append(base)
-        return names
+        return raw_columns_of(self.inputs)
 
     def is_ready(self) -> bool:
         return bool(self._client.is_server_ready()) and bool(
@@ -137,16 +132,22 @@ class Retriever:
         self.client.close()
 
 
+def raw_columns_of(inputs: Iterable[str]) -> list[str]:
+    """Served input names -> the raw columns behind them (`x__values`/`x__offsets` -> `x`)."""
+    names: list[str] = []
+    for name in inputs:
+        base = name.rsplit("__", 1)[0] if name.endswith(("__values", "__offsets")) else name
+        if base not in names:
+            names.append(base)
+    return names
+
+
 def encode_rows(rows: Mapping[str, Sequence[Any]] | Any, inputs: Mapping[str, str]) -> dict:
     """Raw columns -> the named, typed arrays a served model declares (`inputs`: name -> type).
 
     A list column `x` becomes `x__values` (flattened) and `x__offsets` (n + 1 row starts).
     """
-    raw = []
-    for name in inputs:
-        base = name.rsplit("__", 1)[0] if name.endswith(("__values", "__offsets")) else name
-        if base not in raw:
-            raw.append(base)
+    raw = raw_columns_of(inputs)
     missing = [c for c in raw if c not in rows]
     if missing:
         raise MmrecError(f"rows lack column(s) {missing}; the model takes {raw}")
