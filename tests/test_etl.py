@@ -339,10 +339,16 @@ def test_cold_items_are_never_in_train_but_reachable_by_content(tiny: Path) -> N
 
 def test_random_split_is_seeded(tiny: Path, lookup_run) -> None:
     summary, _ = lookup_run
+
+    def valid_pairs(result: dict) -> set:
+        raw = decode(Path(result["path"]), read_split(Path(result["path"]), "valid"))
+        return set(zip(raw.userId, raw.movieId, strict=True))
+
     other = run(tiny, embeddings="none", seed=7)
-    assert other["rows"] != summary["rows"] or other["split"]["seed"] != summary["split"]["seed"]
+    assert valid_pairs(other) != valid_pairs(summary)  # another seed, another split
     same = run(tiny, embeddings="none", seed=42, run_name="again")
     assert same["rows"] == summary["rows"]
+    assert valid_pairs(same) == valid_pairs(summary)
     assert 0.15 < summary["rows"]["valid"] / sum(summary["rows"].values()) < 0.25
 
 

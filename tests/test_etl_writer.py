@@ -55,6 +55,10 @@ def test_files_are_byte_identical_to_merlins(runs, mode: str, tmp_path: Path) ->
     )
     listed = (ours / "_file_list.txt").read_text().split()
     assert listed == ["3", *(str(ours / n) for n in names)]
+    # the fast path ran (it falls back to Merlin's conversion, with the same bytes, otherwise)
+    from workflows.etl.ops import ItemGather
+
+    assert isinstance(wf.output_node.op, ItemGather) and wf.output_node.op.after
     if mode == "join":  # the vectors went through the Arrow path too
         assert "image_embedding" in pq.read_schema(ours / names[0]).names
 

@@ -42,8 +42,10 @@ def build_matrices(
     pos = np.searchsorted(raw_sorted, store_ids).clip(max=max(raw_sorted.size - 1, 0))
     known = raw_sorted[pos] == store_ids if raw_sorted.size else np.zeros(0, bool)
     matrices, flags = {}, {}
-    stats: dict = {"store_rows": int(table.num_rows), "store_movies_not_in_catalogue": 0}
-    stats["store_movies_not_in_catalogue"] = int((~known).sum())
+    stats: dict = {
+        "store_rows": int(table.num_rows),
+        "store_movies_not_in_catalogue": int((~known).sum()),
+    }
     for m, dim in modalities.items():
         col = table.column(f"{m}_embedding").combine_chunks()
         if col.null_count:
@@ -65,13 +67,10 @@ def build_matrices(
 
 def save_matrices(
     out_dir: Path, matrices: dict[str, np.ndarray], flags: dict[str, np.ndarray]
-) -> dict[str, str]:
-    """Write `<m>.npy` and `has_<m>.npy` atomically; return {m: path}."""
+) -> None:
+    """Write `<m>.npy` and `has_<m>.npy` atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
     for m, matrix in matrices.items():
         for name, arr in ((f"{m}.npy", matrix), (f"has_{m}.npy", flags[m])):
             with atomic_path(out_dir / name) as tmp, open(tmp, "wb") as f:
                 np.save(f, arr)
-        written[m] = str(out_dir / f"{m}.npy")
-    return written

@@ -125,11 +125,6 @@ class ItemGather(Operator):
         state["_arrow_table"] = None
         return state
 
-    def __setstate__(self, state):  # workflows saved before `after` (or the Arrow copy) existed
-        state.setdefault("after", None)
-        state.setdefault("_arrow_table", None)
-        self.__dict__.update(state)
-
 
 class RatingTargets(Operator):
     """From the rating column: the binary label (`rating > threshold`, int32) and, with `keep`,
