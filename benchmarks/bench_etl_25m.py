@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `benchmarks.baselines` when run as a script
+
+from workflows.etl.summary import peak_rss_mb  # noqa: E402  (needs the path above)
+
 RUNS = ("nvt-lookup", "nvt-join", "pandas", "polars", "original-series")
 
 
@@ -95,27 +97,42 @@ def child(run: str, data_dir: Path, name: str, out: Path, part_size: str) -> dic
         mod = __import__(f"benchmarks.baselines.{module[run]}", fromlist=["run"])
         rows = mod.run(root, out)
     wall = time.perf_counter() - start
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak = peak_rss_mb()
     return {
         "run": run,
         "wall_s": wall,
-        "peak_rss_mb": max(own, kids),
+        "peak_rss_mb": max(peak["self_mb"], peak["children_mb"]),
         "rows": rows,
         "phases": detail,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_dataset_args(parser: argparse.ArgumentParser) -> None:
+    """The 25M-size synthetic dataset and fake feature store both benchmarks share."""
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/mmrec-bench"))
     parser.add_argument("--name", default="synth-25m")
     parser.add_argument("--users", type=int, default=162_541)
     parser.add_argument("--movies", type=int, default=62_423)
     parser.add_argument("--ratings", type=int, default=25_000_095)
     parser.add_argument("--dim", type=int, default=64, help="fake feature store vector size")
+
+
+def run_child(label: str, cmd: list[str]) -> dict | None:
+    """Run one measured case in its own process; its `RESULT {json}` line, or None (said why)."""
+    env = {**os.environ, "MMREC_NO_PROGRESS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode or not line:
+        print(f"{label}: failed (exit {proc.returncode})\n{proc.stderr[-3000:]}", file=sys.stderr)
+        return None
+    return json.loads(line[0][len("RESULT ") :])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_dataset_args(parser)
     parser.add_argument("--part-size", default="256MB")
     parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated of {RUNS}")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -131,20 +148,15 @@ def main() -> None:
 
     root = make_dataset(args.data_dir, args.name, args.users, args.movies, args.ratings)
     make_feature_store(root, args.dim)
-    env = {**os.environ, "MMREC_NO_PROGRESS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     results = []
     for run in [r for r in args.runs.split(",") if r]:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", run,
                "--data-dir", str(args.data_dir), "--name", args.name, "--part-size", args.part_size]  # fmt: skip
         start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
-        outer = time.perf_counter() - start
-        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-        if proc.returncode or not line:
-            print(f"{run}: failed (exit {proc.returncode})\n{proc.stderr[-3000:]}", file=sys.stderr)
+        res = run_child(run, cmd)
+        if res is None:
             continue
-        res = json.loads(line[0][len("RESULT ") :])
-        res["process_s"] = outer
+        res["process_s"] = time.perf_counter() - start
         results.append(res)
         print(json.dumps(res), flush=True)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -105,15 +104,13 @@ def child(case: str, etl_dir: Path, args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
+    sys.path.insert(0, str(REPO))
+    from benchmarks.bench_etl_25m import add_dataset_args, run_child
+
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--data-dir", type=Path, default=Path("/tmp/mmrec-bench"))
-    p.add_argument("--name", default="synth-25m")
-    p.add_argument("--users", type=int, default=162_541)
-    p.add_argument("--movies", type=int, default=62_423)
-    p.add_argument("--ratings", type=int, default=25_000_095)
-    p.add_argument("--dim", type=int, default=64, help="fake feature store vector size (when made)")
+    add_dataset_args(p)
     p.add_argument("--lookup-run", type=Path, default=None, help="an existing lookup ETL run dir")
     p.add_argument("--join-run", type=Path, default=None, help="an existing join ETL run dir")
     p.add_argument("--files", type=int, default=1, help="first N train Parquet files")
@@ -125,7 +122,6 @@ def main() -> None:
     p.add_argument("--etl", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        sys.path.insert(0, str(REPO))
         print("RESULT " + json.dumps(child(args.child, args.etl, args)), flush=True)
         return
 
@@ -133,22 +129,17 @@ def main() -> None:
         runs = {"lookup": args.lookup_run, "join": args.join_run}
     else:
         runs = ensure_etl(args)
-    env = {**os.environ, "MMREC_NO_PROGRESS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     results = []
     for case in [c for c in args.cases.split(",") if c]:
         etl = runs["join" if case == "join" else "lookup"]
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", case, "--etl", str(etl),
                "--files", str(args.files), "--batch-size", str(args.batch_size),
                "--warmup", str(args.warmup), "--steps", str(args.steps)]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
-        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-        if proc.returncode or not line:
-            print(
-                f"{case}: failed (exit {proc.returncode})\n{proc.stderr[-3000:]}", file=sys.stderr
-            )
+        res = run_child(case, cmd)
+        if res is None:
             continue
-        results.append(json.loads(line[0][len("RESULT ") :]))
-        print(json.dumps(results[-1]), flush=True)
+        results.append(res)
+        print(json.dumps(res), flush=True)
 
     base = next((r for r in results if r["case"] == "ids-only"), None)
     print(f"\nDLRM training throughput, batch {args.batch_size}, first {args.files} train file(s);"

@@ -20,25 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmrec.io import read_json
 from models.metrics import auc
-
-
-def _vectors(path: Path) -> pd.DataFrame:
-    table = pq.read_table(path)
-    col = table.column("embedding").combine_chunks()
-    matrix = col.flatten().to_numpy().reshape(len(table), col.type.list_size)
-    return pd.DataFrame(matrix, index=table.column("movieId").to_numpy())
-
-
-def _pca(x: np.ndarray, k: int) -> np.ndarray:
-    x = x - x.mean(0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    return x @ vt[:k].T
+from workflows.features.store import pca, read_embeddings
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, fit: np.ndarray, lam: float) -> np.ndarray:
@@ -81,8 +68,9 @@ def ceilings(root: Path, etl_run: str, pca_dims: int = 64) -> pd.DataFrame:
     for modality in ("text", "image"):
         path = root / "features" / f"{modality}.parquet"
         if path.exists():
-            vec = _vectors(path).reindex(tm.index).fillna(0.0).to_numpy(np.float64)
-            content.append(_pca(vec, min(pca_dims, vec.shape[1])))
+            ids, vectors, _ = read_embeddings(path)
+            vec = pd.DataFrame(vectors, index=ids).reindex(tm.index).fillna(0.0).to_numpy()
+            content.append(pca(vec, min(pca_dims, vec.shape[1]))[0])
     topic = tm["topic"].to_numpy()
     centroid = pd.DataFrame(factors[warm_movies]).groupby(topic[warm_movies]).mean()
     predicted = {
