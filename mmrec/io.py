@@ -36,7 +36,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp_path
         # mkstemp makes the file owner-only; give it the mode a plain open() would have.
-        os.chmod(tmp_path, 0o666 & ~_umask())
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -48,12 +48,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory beside `target`; it replaces `target` only on success."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale_temporaries(target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=_prefix(target), suffix=".tmp", dir=target.parent))
+    tmp = temp_dir_beside(target)
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~_UMASK)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -106,16 +104,32 @@ def sweep_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
 
 def _sweep_once(folder: Path) -> None:
     """Sweep a folder on this process's first file write there: posters/ holds 62k files."""
-    key = folder.resolve()
-    if key not in _swept:
-        _swept.add(key)
-        sweep_stale_temporaries(key)
+    if folder not in _swept:
+        _swept.add(folder)
+        sweep_stale_temporaries(folder)
+
+
+def temp_dir_beside(target: str | os.PathLike[str]) -> Path:
+    """A fresh hidden folder beside `target` for work the caller finishes and removes itself.
+
+    Named like every temporary here, so one left by a killed process is swept by the next
+    write into that folder.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(target.parent)
+    return Path(tempfile.mkdtemp(prefix=_prefix(target), suffix=".tmp", dir=target.parent))
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once, at import (single-threaded): setting the umask to read it is process-wide, so doing
+# it per write would race with writer threads (enrich writes posters from 8).
+_UMASK = _umask()
 
 
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> None:

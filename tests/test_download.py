@@ -64,7 +64,7 @@ def _assert_no_outputs(data_dir: Path) -> None:
     paths = DatasetPaths.of(data_dir, NAME)
     assert not paths.ratings.exists()
     assert not paths.manifest.exists()
-    leftovers = [p.name for p in data_dir.glob(".*staging*")] if data_dir.exists() else []
+    leftovers = [p.name for p in data_dir.glob(f".{NAME}.*.tmp")] if data_dir.exists() else []
     assert leftovers == []
 
 

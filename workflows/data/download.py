@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 from mmrec.config import DownloadConfig
 from mmrec.errors import MmrecError
-from mmrec.io import file_digest, read_json, write_json_atomic
+from mmrec.io import file_digest, read_json, temp_dir_beside, write_json_atomic
 from mmrec.paths import DatasetPaths
 from workflows.data import convert
 from workflows.data.extract import extract_members
@@ -72,10 +71,7 @@ def download_dataset(cfg: DownloadConfig) -> dict[str, Any]:
             )
     download_s = time.perf_counter() - t0
 
-    paths.data_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{variant.name}.", suffix=".staging", dir=paths.data_dir)
-    )
+    staging = temp_dir_beside(paths.data_dir / variant.name)
     try:
         t1 = time.perf_counter()
         try:
