@@ -19,8 +19,7 @@ from mmrec.config import RunConfig, SyntheticConfig
 from mmrec.errors import MmrecError
 from mmrec.io import read_json, write_json_atomic
 from mmrec.paths import DatasetPaths
-
-VARIANTS = ("ml-latest-small", "ml-100k", "ml-1m", "ml-20m", "ml-25m", "ml-32m")
+from workflows.data.variants import VARIANTS
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from mmrec.commands import RAW, add_data_dir, add_force, data_dir_of, examples
 from mmrec.config import GROUPLENS_BASE_URL, DownloadConfig, SyntheticConfig
-
-VARIANTS = ("ml-latest-small", "ml-100k", "ml-1m", "ml-20m", "ml-25m", "ml-32m")
+from workflows.data.variants import VARIANTS  # the table of names only: no heavy imports
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "mmrec data download ml-1m --checksum md5:c4d9eecfca2ab87c1945afe126590906",
         ),
     )
-    d.add_argument("variant", choices=VARIANTS)
+    d.add_argument("variant", choices=tuple(VARIANTS))
     d.add_argument(
         "--base-url",
         default=GROUPLENS_BASE_URL,

@@ -23,12 +23,11 @@ import pyarrow.parquet as pq
 from mmrec.errors import MmrecError
 from mmrec.io import atomic_path, file_digest, read_json
 from mmrec.paths import DatasetPaths
-from workflows.data.schema import LINKS, MOVIES, RATINGS, TAGS, validate_table
+from workflows.data.schema import LINKS, MOVIES, NO_GENRES, RATINGS, TAGS, validate_table
 
 NEWLINE = "\r\n"
 ZIP_TIME = (2019, 11, 21, 0, 0, 0)  # fixed, so the same dataset gives the same zip bytes
 BATCH_ROWS = 1 << 20
-NO_GENRES = "(no genres listed)"
 ZIP_LEVEL = 1  # deflate level: 4-5x faster than the default 6 for a zip ~15% larger
 
 

@@ -31,10 +31,9 @@ import pyarrow.parquet as pq
 from mmrec.errors import MmrecError
 from mmrec.io import atomic_path, write_table_atomic
 from mmrec.progress import progress
-from workflows.data.schema import LINKS, MOVIES, RATINGS, TAGS
+from workflows.data.schema import LINKS, MOVIES, NO_GENRES, RATINGS, TAGS
 
 TABLES = ("ratings", "movies", "links", "tags")
-NO_GENRES = "(no genres listed)"
 COMPRESSION = "zstd"
 # A trailing "(1995)", also "(2006–2007)" or "(2016- )" for series (the first year counts),
 # with trailing spaces allowed: GroupLens has titles like "Runaway Brain (1995) ".

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+NO_GENRES = "(no genres listed)"  # MovieLens' genres value for a movie without any
+
 RATINGS = pa.schema(
     [
         pa.field("userId", pa.int32(), nullable=False),

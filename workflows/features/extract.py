@@ -23,7 +23,7 @@ from mmrec.io import write_table_atomic
 from mmrec.paths import DatasetPaths
 from mmrec.progress import progress
 from workflows.features.fallback import movie_texts, read_movies
-from workflows.features.shards import chunked, fingerprint, run_shards
+from workflows.features.shards import chunked, file_stamp, fingerprint, run_shards
 from workflows.features.store import META_KEY, MODALITIES, build_feature_store, vectors_to_array
 
 FORMAT_VERSION = 1  # bump when the bytes an unchanged input produces would change
@@ -114,9 +114,7 @@ def _extract_image(cfg: FeaturesConfig, paths: DatasetPaths, device: Any) -> dic
         image.weights_identity(cfg.image_model, cfg.image_weights, random_image, cfg.seed),
     )
     chunks = chunked(items, cfg.shard_size)
-    identities = [
-        [[mid, p.name, p.stat().st_size, p.stat().st_mtime_ns] for mid, p in c] for c in chunks
-    ]
+    identities = [[[mid, *file_stamp(p)] for mid, p in c] for c in chunks]
     input_fp = fingerprint(run_key, identities)
     if (meta := _up_to_date(out, input_fp, cfg.force)) is not None:
         return _skipped(meta, out)

@@ -15,8 +15,7 @@ import pyarrow.parquet as pq
 
 from mmrec.errors import MmrecError
 from mmrec.paths import DatasetPaths
-
-NO_GENRES = "(no genres listed)"
+from workflows.data.schema import NO_GENRES
 
 
 @dataclass(frozen=True)

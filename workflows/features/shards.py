@@ -31,6 +31,12 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def file_stamp(path: Path) -> list:
+    """name, size and mtime of an input file, from one stat: cheap identity for a fingerprint."""
+    st = path.stat()
+    return [path.name, st.st_size, st.st_mtime_ns]
+
+
 def write_shard(path: Path, table: pa.Table, fp: str) -> None:
     """Write one finished shard atomically, its fingerprint in the Parquet metadata."""
     meta = dict(table.schema.metadata or {})

