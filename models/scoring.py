@@ -54,7 +54,12 @@ def predict_ranking(model: Any, loader: Any) -> tuple[np.ndarray, np.ndarray, np
 ScoreFn = Callable[[np.ndarray], np.ndarray]  # user ids [u] -> scores [u, candidates]
 
 
-def retrieval_eval(
+def retrieval_eval(*args: Any, **kwargs: Any) -> dict[str, float]:
+    """Mean metrics of `retrieval_accumulate` (same arguments)."""
+    return retrieval_accumulate(*args, **kwargs).result()
+
+
+def retrieval_accumulate(
     score_fn: ScoreFn,
     candidates: np.ndarray,
     train: Interactions,
@@ -64,11 +69,12 @@ def retrieval_eval(
     ks: tuple[int, ...] = (10, 50),
     ndcg_ks: tuple[int, ...] = (10,),
     chunk: int | None = None,
-) -> dict[str, float]:
+) -> RetrievalAccumulator:
     """Top-k over every candidate movie for each user with a valid positive among them.
 
     Relevant: the user's valid positives that are candidates. Excluded: everything the user
     rated in train (any label). `users` restricts to a subset (early stopping uses a sample).
+    The accumulator keeps each user's values, for intervals over users.
     """
     n = int(max(candidates.max(initial=0), train.items.max(initial=0), valid.items.max(initial=0)))
     column = np.full(n + 1, -1, dtype=np.int64)
@@ -91,5 +97,5 @@ def retrieval_eval(
         for u in block:
             cols = column[seen_train.get(int(u), np.zeros(0, np.int64))]
             exclude.append(cols[cols >= 0])
-        acc.add(scores, rel, exclude)
-    return acc.result()
+        acc.add(scores, rel, exclude, user_ids=block)
+    return acc

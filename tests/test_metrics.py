@@ -66,11 +66,71 @@ def test_users_without_relevant_items_are_skipped() -> None:
     assert m["recall@1"] == 1.0
 
 
-def test_mrr_ties_take_the_expected_position() -> None:
-    # a constant scorer over 5 items: the one relevant item is at position 3 on average
+def test_mrr_is_the_expected_reciprocal_rank_under_random_tie_order() -> None:
+    # a constant scorer over 5 items, one relevant: its rank is uniform on 1..5, so
+    # E[1/rank] = (1 + 1/2 + 1/3 + 1/4 + 1/5) / 5 (not 1 / E[rank] = 1/3)
     m = retrieval_metrics(np.zeros((1, 5)), [np.array([4])], None, ks=(2,), ndcg_ks=(2,))
-    assert m["mrr"] == pytest.approx(1 / 3)
-    # two relevant among 4 tied items behind one better item: first hit expected at 1 + 5/3
+    assert m["mrr"] == pytest.approx(sum(1 / r for r in range(1, 6)) / 5)
+    # one better item, then 4 tied items of which 2 relevant: the first relevant one is at tied
+    # position 1, 2, 3 with probability 3/6, 2/6, 1/6, i.e. at overall rank 2, 3, 4
     scores = np.array([[1.0, 0.0, 0.0, 0.0, 0.0]])
     m = retrieval_metrics(scores, [np.array([1, 2])], None, ks=(2,), ndcg_ks=(2,))
-    assert m["mrr"] == pytest.approx(1 / (1 + 5 / 3))
+    assert m["mrr"] == pytest.approx(3 / 6 / 2 + 2 / 6 / 3 + 1 / 6 / 4)
+
+
+def _brute_force(scores, relevant, exclude, k):
+    """recall@k, ndcg@k and RR averaged over every order of the items (ties broken by it)."""
+    n = scores.shape[0]
+    keep = np.setdiff1d(np.arange(n), exclude)
+    totals = np.zeros(3)
+    perms = list(itertools.permutations(range(n)))
+    for perm in perms:
+        tiebreak = np.empty(n)
+        tiebreak[list(perm)] = np.arange(n)
+        order = sorted(keep, key=lambda i: (-scores[i], tiebreak[i]))
+        hits = np.isin(order, relevant).astype(float)
+        ideal = sum(1 / math.log2(r + 2) for r in range(min(k, len(relevant))))
+        totals += [
+            hits[:k].sum() / len(relevant),
+            sum(h / math.log2(r + 2) for r, h in enumerate(hits[:k])) / ideal,
+            1 / (np.argmax(hits) + 1),
+        ]
+    return totals / len(perms)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_tie_aware_metrics_equal_the_mean_over_all_tie_orders(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 6
+    scores = rng.integers(0, 3, n).astype(float)  # heavy ties, at and above the cut
+    relevant = np.sort(rng.choice(n, rng.integers(1, 4), replace=False))
+    others = np.setdiff1d(np.arange(n), relevant)
+    exclude = rng.choice(others, rng.integers(0, 2), replace=False)
+    k = int(rng.integers(1, 5))
+    m = retrieval_metrics(scores[None, :], [relevant], [exclude], ks=(k,), ndcg_ks=(k,))
+    recall, ndcg, rr = _brute_force(scores, relevant, exclude, k)
+    assert m[f"recall@{k}"] == pytest.approx(recall, abs=1e-12)
+    assert m[f"ndcg@{k}"] == pytest.approx(ndcg, abs=1e-12)
+    assert m["mrr"] == pytest.approx(rr, abs=1e-12)
+
+
+def test_a_constant_scorer_scores_what_random_ranking_scores() -> None:
+    # 100 candidates, 3 relevant, 10 excluded: random order puts 10 of the 90 in the top 10
+    scores = np.zeros((1, 100))
+    relevant = [np.array([0, 1, 2])]
+    exclude = [np.arange(90, 100)]
+    m = retrieval_metrics(scores, relevant, exclude, ks=(10,), ndcg_ks=(10,))
+    assert m["recall@10"] == pytest.approx(10 / 90)
+    # storing the relevant items first or last must not matter
+    m_last = retrieval_metrics(scores, [np.array([87, 88, 89])], exclude, ks=(10,), ndcg_ks=(10,))
+    assert m_last["recall@10"] == pytest.approx(m["recall@10"])
+    assert m_last["ndcg@10"] == pytest.approx(m["ndcg@10"])
+
+
+def test_float32_scores_give_the_float64_results() -> None:
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(20, 300)).astype(np.float32)
+    relevant = [rng.choice(300, 4, replace=False) for _ in range(20)]
+    a = retrieval_metrics(scores, relevant)
+    b = retrieval_metrics(scores.astype(np.float64), relevant)
+    assert a == b
