@@ -222,6 +222,10 @@ class EvaluateConfig:
     runs: tuple[str, ...] = ()  # () = every finished run under <root>/runs/
     etl_run: str | None = None  # only runs trained on this ETL run
     baseline_strength: float = 5.0  # pseudo-ratings pulling per-user/movie rates to the mean
+    bootstrap_samples: int = 1000  # draws of the paired bootstrap over users (intervals)
+    bootstrap_seed: int = 0  # same seed, same draws: intervals reproduce
+    strong_baselines: bool = True  # LightGBM, EASE and content kNN beside the models
+    ease_max_items: int = 16_000  # EASE's dense inverse: above this, the most-rated movies only
     force: bool = False
 
 

@@ -52,10 +52,12 @@ def ablation_chart(
     metric: str,
     target: Path,
     title: str,
+    errors: dict[str, dict[str, dict[str, tuple[float, float]]]] | None = None,
 ) -> Path:
     """Grouped bars: x = modality set, bars = control, one panel per item group (warm, cold...).
 
-    values[group][modality_set][control] -> metric; baselines[group][name] -> horizontal lines.
+    values[group][modality_set][control] -> metric; baselines[group][name] -> horizontal lines;
+    errors (same keys) -> (lo, hi) of the interval, drawn as whiskers.
     """
     import numpy as np
 
@@ -68,7 +70,18 @@ def ablation_chart(
         x = np.arange(len(sets))
         for i, control in enumerate(CONTROL_ORDER):
             ys = [values[group][s].get(control, np.nan) for s in sets]
-            bars = ax.bar(x + (i - 1) * width, ys, width, label=f"control: {control}")
+            spans = [(errors or {}).get(group, {}).get(s, {}).get(control) for s in sets]
+            yerr = None
+            if any(sp is not None for sp in spans):
+                yerr = np.array(
+                    [
+                        [y - sp[0], sp[1] - y] if sp is not None and np.isfinite(y) else [0, 0]
+                        for y, sp in zip(ys, spans, strict=True)
+                    ]
+                ).T
+            bars = ax.bar(
+                x + (i - 1) * width, ys, width, yerr=yerr, capsize=3, label=f"control: {control}"
+            )
             for bar, y in zip(bars, ys, strict=True):
                 if np.isfinite(y):
                     ax.annotate(
@@ -88,6 +101,13 @@ def ablation_chart(
         finite = [
             v for s in sets for v in values[group][s].values() if v is not None and np.isfinite(v)
         ] + [v for v in baselines.get(group, {}).values() if np.isfinite(v)]
+        finite += [
+            b
+            for s in sets
+            for sp in (errors or {}).get(group, {}).get(s, {}).values()
+            for b in sp
+            if np.isfinite(b)
+        ]
         if finite:
             lo, hi = min(finite), max(finite)
             pad = max((hi - lo) * 0.15, 0.01)

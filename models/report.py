@@ -1,8 +1,9 @@
 """`mmrec report`: the evaluation JSON as markdown tables, training curves and ablation charts.
 
-The ablation section answers one question per modality set: what does it add over the id-only
-model, and over its own controls (the same model with a constant vector and with the vectors
-shuffled across movies)? Only a gain over both controls is credited to the modality's content.
+It opens with the question the project exists for, per modality set: what does it add over
+the id-only model, and over its own controls (the same model with a constant vector and with the
+vectors shuffled across movies)? Each gain carries its paired bootstrap interval and a verdict
+(helps / no evidence / hurts); only a gain over both controls is credited to the content.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from models import plots
 
 RANKING_COLS = ("auc", "logloss")
 RETRIEVAL_COLS = ("recall@10", "recall@50", "ndcg@10", "mrr")
+
+
+PRIMARY = {"ranking": "auc", "retrieval": "recall@10"}
+MODEL_OF = {"ranking": "dlrm", "retrieval": "two-tower"}
+SET_ORDER = ["ids only", "text", "image", "text+image"]
 
 
 def _fmt(v: Any) -> str:
@@ -43,106 +49,189 @@ def _groups(doc: dict[str, Any], kind: str) -> list[str]:
     return ["all", "cold"] if doc.get("cold_items") else ["all"]
 
 
+def _with_ci(group: dict[str, Any], metric: str) -> str:
+    """`0.8123 [0.8071, 0.8170]`, or the bare value when there is no interval."""
+    v = group.get(metric, float("nan"))
+    ci = group.get("ci", {}).get(metric)
+    if ci is None or not isinstance(v, float) or math.isnan(v):
+        return _fmt(v)
+    return f"{v:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]"
+
+
+def _gain_cell(g: dict[str, Any] | None) -> str:
+    if not g:
+        return "n/a"
+    lo, hi = g["ci"]
+    return f"{g['gain']:+.4f} [{lo:+.4f}, {hi:+.4f}] **{g['verdict']}**"
+
+
+def _headline(doc: dict[str, Any]) -> list[str]:
+    """The table a user reads first: what each modality set adds, with intervals and verdicts."""
+    boot = doc.get("bootstrap", {})
+    lines = [
+        "### What content is worth",
+        "",
+        f"Gain of each modality set over the id-only model and over its own controls (a constant"
+        f" vector; vectors shuffled across movies), with a 95% paired bootstrap interval over"
+        f" {boot.get('users', '?')} users ({boot.get('samples', '?')} draws). A gain is called"
+        " **helps** or **hurts** only when its interval excludes zero. Seeds of a configuration"
+        " are averaged first.",
+        "",
+    ]
+    any_rows = False
+    for kind in ("ranking", "retrieval"):
+        rows_in = doc.get("ablation", {}).get(kind, [])
+        if not rows_in:
+            continue
+        any_rows = True
+        metric = PRIMARY[kind]
+        groups = _groups(doc, kind)
+        header = ["model", "modalities", "versus", "seeds"] + [
+            f"{metric} gain ({g})" for g in groups
+        ]
+        rows = []
+        for r in sorted(
+            rows_in,
+            key=lambda r: (SET_ORDER.index(_set_name(r["modalities"])), r["versus"]),
+        ):
+            rows.append(
+                [
+                    r["model"],
+                    _set_name(r["modalities"]),
+                    r["versus"],
+                    "/".join(map(str, r["seeds"])),
+                ]
+                + [_gain_cell(r["gains"].get(g, {}).get(metric)) for g in groups]
+            )
+        lines += [*_table(header, rows), ""]
+    if not any_rows:
+        lines += ["No content run with an id-only run or a control to compare against.", ""]
+    vs = doc.get("versus_baselines", {})
+    for kind, rows_in in vs.items():
+        if not rows_in:
+            continue
+        metric = PRIMARY[kind]
+        groups = _groups(doc, kind)
+        lines += [f"Against the strongest {kind} baseline ({rows_in[0]['versus']}):", ""]
+        header = ["model", "modalities"] + [f"{metric} gain ({g})" for g in groups]
+        if kind == "ranking":
+            header += ["logloss change (all)"]
+        rows = []
+        for r in rows_in:
+            row = [r["model"], _set_name(r["modalities"])]
+            row += [_gain_cell(r["gains"].get(g, {}).get(metric)) for g in groups]
+            if kind == "ranking":
+                row.append(_gain_cell(r["gains"].get("all", {}).get("logloss")))
+            rows.append(row)
+        lines += [*_table(header, rows), ""]
+    return lines
+
+
+def _config_values(
+    doc: dict[str, Any], model: str, metric: str, groups: list[str]
+) -> tuple[dict, dict]:
+    """values[group][set][control] (seed means) and errors[group][set][control] = (lo, hi)."""
+    values: dict[str, dict[str, dict[str, float]]] = {g: {} for g in groups}
+    errors: dict[str, dict[str, dict[str, tuple[float, float]]]] = {g: {} for g in groups}
+    for c in doc.get("configurations", {}).values():
+        if c["model"] != model:
+            continue
+        s = _set_name(c["modalities"])
+        for g in groups:
+            m = c["metrics"].get(g, {}).get(metric)
+            if m is None:
+                continue
+            values[g].setdefault(s, {})[c["control"]] = m["mean"]
+            errors[g].setdefault(s, {})[c["control"]] = tuple(m["ci"])
+    for g in groups:
+        values[g] = {
+            s: values[g][s]
+            for s in sorted(
+                values[g], key=lambda s: (SET_ORDER.index(s) if s in SET_ORDER else 9, s)
+            )
+        }
+    return values, errors
+
+
 def _section(doc: dict[str, Any], runs_dir: Path, out: Path) -> tuple[list[str], list[str]]:
     etl = doc["etl_run"]
     lines = [
         f"## ETL run `{etl}` (split: {doc.get('split')}, cold movies: {doc.get('cold_items')})",
         "",
+        *_headline(doc),
     ]
     made: list[str] = []
     base = doc["baselines"]
     runs = doc["runs"]
-    for kind, model, cols, metric in (
-        ("ranking", "dlrm", RANKING_COLS, "auc"),
-        ("retrieval", "two-tower", RETRIEVAL_COLS, "recall@10"),
-    ):
+    for kind, cols in (("ranking", RANKING_COLS), ("retrieval", RETRIEVAL_COLS)):
+        model, metric = MODEL_OF[kind], PRIMARY[kind]
         mine = {k: v for k, v in runs.items() if v["model"] == model}
         groups = _groups(doc, kind)
-        header = ["scorer", "modalities", "control"] + [f"{c} ({g})" for g in groups for c in cols]
+        header = ["scorer", "modalities", "control", "seed"] + [
+            f"{c} ({g})" for g in groups for c in cols
+        ]
         rows = []
         for name, m in base[kind].items():
             rows.append(
-                [f"baseline: {name}", "-", "-"]
-                + [m.get(g, {}).get(c, float("nan")) for g in groups for c in cols]
+                [f"baseline: {name}", "-", "-", "-"]
+                + [_with_ci(m.get(g, {}), c) for g in groups for c in cols]
             )
         for _name, r in sorted(mine.items()):
             m = r["metrics"][kind]
             rows.append(
-                [model, _set_name(r["modalities"]), r["control"]]
-                + [m.get(g, {}).get(c, float("nan")) for g in groups for c in cols]
+                [model, _set_name(r["modalities"]), r["control"], r.get("seed", "-")]
+                + [_with_ci(m.get(g, {}), c) for g in groups for c in cols]
             )
-        lines += [f"### {model} ({kind})", "", *_table(header, rows), ""]
-        if not mine:
-            lines += [f"No {model} runs evaluated.", ""]
-            continue
+        lines += [
+            f"### {model} ({kind}) and baselines, every metric with its 95% interval",
+            "",
+            *_table(header, rows),
+            "",
+        ]
         if kind == "retrieval":
             lines += [
                 "Retrieval ranks every movie (not in-batch), excluding what the user rated in"
-                " train; relevant = the user's valid positives. `cold` ranks only the cold movies.",
+                " train; relevant = the user's valid positives; ties count at their expected"
+                " value under a random order. `cold` ranks only the cold movies.",
                 "",
             ]
-        # ablation: values[group][set][control]
-        values: dict[str, dict[str, dict[str, float]]] = {g: {} for g in groups}
-        for r in mine.values():
-            s = _set_name(r["modalities"])
-            for g in groups:
-                v = r["metrics"][kind].get(g, {}).get(metric, float("nan"))
-                values[g].setdefault(s, {})[r["control"]] = v
-        order = ["ids only", "text", "image", "text+image"]
-        for g in groups:
-            values[g] = {
-                s: values[g][s]
-                for s in sorted(values[g], key=lambda s: (order.index(s) if s in order else 9, s))
-            }
-        gain_rows = []
-        for g in groups:
-            ids_only = values[g].get("ids only", {}).get("none", float("nan"))
-            for s, by_control in values[g].items():
-                if s == "ids only":
-                    continue
-                v = by_control.get("none", float("nan"))
-                gain_rows.append(
-                    [
-                        g,
-                        s,
-                        v,
-                        v - ids_only,
-                        v - by_control.get("constant", float("nan")),
-                        v - by_control.get("shuffled", float("nan")),
-                    ]
-                )
-        if gain_rows:
-            lines += [
-                f"Ablation ({metric}): gain of each modality set over the id-only model and"
-                " over its own controls.",
-                "",
-            ]
-            header = ["items", "modalities", metric, "vs ids only", "vs constant", "vs shuffled"]
-            lines += [*_table(header, gain_rows), ""]
+        info = doc.get("baseline_info", {})
+        notes = [f"- {name}: {i['note']}" for name, i in info.items() if i.get("note")]
+        if kind == "retrieval" and "ease" in info:
+            notes.append(
+                f"- ease: lambda {info['ease']['lambda']:g}, chosen on a slice of train"
+                f" (recall@10 by lambda: {info['ease']['lambda_on_train_slice']})"
+            )
+        if kind == "ranking" and "lightgbm" in info:
+            notes.append(
+                f"- lightgbm: {info['lightgbm']['rounds']} rounds, early stopping on"
+                f" {info['lightgbm']['early_stopping']}"
+            )
+        if notes:
+            lines += [*notes, ""]
+        if not mine:
+            lines += [f"No {model} runs evaluated.", ""]
+            continue
+        values, errors = _config_values(doc, model, metric, groups)
         if kind == "ranking":
-            blines = {
-                g: {
-                    f"baseline {k}": v.get(g, {}).get(metric, float("nan"))
-                    for k, v in base["ranking"].items()
-                    if k in ("user_movie_rate",)
-                }
-                for g in groups
-            }
+            picks = ("user_movie_rate", "lightgbm")
         else:
-            blines = {
-                g: {
-                    "baseline popularity": base["retrieval"]["popularity"]
-                    .get(g, {})
-                    .get(metric, float("nan"))
-                }
-                for g in groups
+            picks = ("popularity", "random", "ease")
+        blines = {
+            g: {
+                f"baseline {k}": base[kind][k].get(g, {}).get(metric, float("nan"))
+                for k in picks
+                if k in base[kind]
             }
+            for g in groups
+        }
         chart = plots.ablation_chart(
             values,
             blines,
             metric,
             out / f"{etl}.{model}.ablation.png",
-            f"{model} {metric} by modality set ({etl})",
+            f"{model} {metric} by modality set ({etl}; bars: seed mean, whiskers: 95% interval)",
+            errors=errors,
         )
         histories = {}
         for name in mine:

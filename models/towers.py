@@ -12,7 +12,8 @@ import numpy as np
 
 from models.data import Interactions, item_table
 from models.inputs import ITEM, USER, EtlRun, GatherEmbeddings
-from models.scoring import predict_ranking, ranking_metrics, retrieval_eval
+from models.metrics import RetrievalAccumulator
+from models.scoring import predict_ranking, ranking_metrics, retrieval_accumulate
 
 
 def _frame_loader(df: Any, schema: Any, tables: dict[str, np.ndarray], batch_size: int) -> Any:
@@ -73,7 +74,12 @@ def tower_vectors(encoder: Any, loader: Any, id_column: str) -> tuple[np.ndarray
     return np.concatenate(ids).astype(np.int64), np.concatenate(vecs)
 
 
-def retrieval_metrics_of(
+def retrieval_metrics_of(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """recall@10/50, ndcg@10, MRR over all movies (and over cold movies when the split has any)."""
+    return {k: acc.result() for k, acc in retrieval_accumulators_of(*args, **kwargs).items()}
+
+
+def retrieval_accumulators_of(
     query_encoder: Any,
     item_encoder: Any,
     data: RetrievalData,
@@ -82,8 +88,8 @@ def retrieval_metrics_of(
     popularity_correction: bool,
     users: np.ndarray | None = None,
     cold: bool = True,
-) -> dict[str, Any]:
-    """recall@10/50, ndcg@10, MRR over all movies (and over cold movies when the split has any)."""
+) -> dict[str, RetrievalAccumulator]:
+    """The towers through the shared retrieval loop, per candidate set (per-user values kept)."""
     user_ids, user_vecs = tower_vectors(query_encoder, data.user_loader, USER)
     item_ids, item_vecs = tower_vectors(item_encoder, data.item_loader, ITEM)
     row = np.full(int(user_ids.max()) + 1, -1, dtype=np.int64)
@@ -99,36 +105,18 @@ def retrieval_metrics_of(
 
         return score
 
-    out: dict[str, Any] = {}
-    all_items = item_ids
-    variants = {"all": all_items}
+    out: dict[str, RetrievalAccumulator] = {}
+    variants = {"all": item_ids}
     if cold and data.cold_ids.size:
-        variants["cold"] = np.intersect1d(all_items, data.cold_ids)
+        variants["cold"] = np.intersect1d(item_ids, data.cold_ids)
     for name, cands in variants.items():
-        out[name] = retrieval_eval(
+        out[name] = retrieval_accumulate(
             scorer(cands, popularity_correction), cands, data.train, data.valid, users=users
         )
         if popularity_correction and users is None:
-            out[f"{name}_uncorrected"] = retrieval_eval(
+            out[f"{name}_uncorrected"] = retrieval_accumulate(
                 scorer(cands, False), cands, data.train, data.valid
             )
-    return out
-
-
-def popularity_metrics(data: RetrievalData) -> dict[str, Any]:
-    """The popularity baseline through the same retrieval loop."""
-    out = {}
-    variants = {"all": data.item_ids}
-    if data.cold_ids.size:
-        variants["cold"] = np.intersect1d(data.item_ids, data.cold_ids)
-    for name, cands in variants.items():
-        pop = data.log_popularity[cands]
-        out[name] = retrieval_eval(
-            lambda block, pop=pop: np.broadcast_to(pop, (block.size, pop.size)),
-            cands,
-            data.train,
-            data.valid,
-        )
     return out
 
 

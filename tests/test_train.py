@@ -134,12 +134,30 @@ def test_train_evaluate_report_end_to_end(tiny: Path) -> None:
     tt_reloaded = doc["runs"][tt["run"]]["metrics"]["retrieval"]["all"]
     assert tt_reloaded["recall@10"] == pytest.approx(retrieval["all"]["recall@10"], abs=1e-9)
     base = doc["baselines"]
-    assert {"user_rate", "movie_rate", "user_movie_rate"} <= set(base["ranking"])
-    assert "popularity" in base["retrieval"]
+    assert {"user_rate", "movie_rate", "user_movie_rate", "lightgbm"} <= set(base["ranking"])
+    assert {"lightgbm+text+image", "text knn", "image knn"} <= set(base["ranking"])
+    assert {"popularity", "random", "ease", "text knn"} <= set(base["retrieval"])
+    # every metric has an interval around its value, baselines and runs alike
+    for group in (reloaded["cold"], base["ranking"]["lightgbm"]["all"], tt_reloaded):
+        for metric, (lo, hi) in group["ci"].items():
+            assert lo <= group[metric] <= hi, metric
+    assert doc["bootstrap"]["samples"] == 1000 and doc["bootstrap"]["unit"] == "user"
+    key = "dlrm.text.none"
+    assert doc["configurations"][key]["runs"] == [dlrm["run"]]
+    assert doc["versus_baselines"]["ranking"][0]["versus"] == "baseline lightgbm"
+    # evaluation lives outside the published run folders, and a rerun reuses its cache
+    assert not (run_dir / "evaluation.json").exists()
+    cache = tiny / "tiny" / "evaluation" / "cache" / "cold-items-lookup"
+    assert (cache / f"{dlrm['run']}.npz").exists()
+    stamp = (cache / f"{dlrm['run']}.npz").stat().st_mtime_ns
+    again = evaluate(EvaluateConfig(dataset="tiny", data_dir=tiny, etl_run="cold-items-lookup"))
+    assert (cache / f"{dlrm['run']}.npz").stat().st_mtime_ns == stamp
+    assert json.loads(Path(again["evaluations"]["cold-items-lookup"]).read_text()) == doc
 
     rep = report(ReportConfig(dataset="tiny", data_dir=tiny))
     text = Path(rep["markdown"]).read_text()
     assert "baseline: user_movie_rate" in text and "text+image" in text
+    assert "What content is worth" in text and "baseline lightgbm" in text
     assert len(rep["plots"]) == 4
     for png in rep["plots"]:
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

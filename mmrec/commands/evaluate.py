@@ -32,6 +32,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=5.0,
         help="pseudo-ratings that pull per-user / per-movie positive rates to the global rate",
     )
+    p.add_argument(
+        "--bootstrap-samples",
+        type=int,
+        default=1000,
+        help="paired bootstrap draws over users for every interval (default 1000)",
+    )
+    p.add_argument(
+        "--bootstrap-seed", type=int, default=0, help="seed of the bootstrap draws (default 0)"
+    )
+    p.add_argument(
+        "--no-strong-baselines",
+        dest="strong_baselines",
+        action="store_false",
+        help="skip LightGBM, EASE and content kNN (keep rates, popularity and random)",
+    )
+    p.add_argument(
+        "--ease-max-items",
+        type=int,
+        default=16_000,
+        help="EASE inverts an items x items matrix: above this many movies it fits the most-rated"
+        " ones only (default 16000, about 6 GB)",
+    )
     add_data_dir(p)
     add_force(p)
     p.set_defaults(func=_evaluate)
@@ -48,6 +70,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             runs=tuple(args.run),
             etl_run=args.etl_run,
             baseline_strength=args.baseline_strength,
+            bootstrap_samples=args.bootstrap_samples,
+            bootstrap_seed=args.bootstrap_seed,
+            strong_baselines=args.strong_baselines,
+            ease_max_items=args.ease_max_items,
             force=args.force,
         )
     )
