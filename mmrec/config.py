@@ -117,6 +117,7 @@ class RunConfig:
     text_model: str | None = None  # default: minilm on synthetic, facebook/bart-large else
     random_init: tuple[str, ...] | None = None  # default: ("image",) on synthetic, () else
     pca: str = "image=16,text=16"  # per-modality PCA in the store ("" keeps full vectors)
+    seeds: int = 1  # train every configuration with this many seeds (42, 43, ...)
     export: bool = True
     force: bool = False
 
@@ -209,6 +210,7 @@ class TrainConfig:
     patience: int = 3  # epochs without a better validation metric before stopping
     eval_users: int = 2_000  # two-tower early stopping: recall@10 on this many valid users
     seed: int = 42
+    seeds: int = 1  # train with seeds seed, seed+1, ...; runs after the first get ".seed<S>"
     mixed_precision: str = "auto"  # auto (on with a GPU) | on | off
     force: bool = False
 

@@ -15,10 +15,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mmrec.config import RunConfig, SyntheticConfig
+from mmrec.config import RunConfig, SyntheticConfig, TrainConfig
 from mmrec.errors import MmrecError
 from mmrec.io import read_json, write_json_atomic
 from mmrec.paths import DatasetPaths
+from models.train import seed_run_name
 from workflows.data.variants import VARIANTS
 
 
@@ -102,28 +103,34 @@ def plan(cfg: RunConfig) -> list[Step]:
         ("two-tower", "none", "none"),
         ("two-tower", content, "none"),
     ]
+    first_seed = TrainConfig(dataset=cfg.dataset, data_dir=cfg.data_dir).seed
     for model, mods, control in runs:
-        name = f"{etl_run}.{model}.{mods.replace(',', '+')}.{control}"
-        steps.append(
-            Step(
-                f"train {model} {mods} {control}",
-                (
-                    "train",
-                    *ds,
-                    "--etl-run",
-                    etl_run,
-                    "--model",
-                    model,
-                    "--modalities",
-                    mods,
-                    "--control",
-                    control,
-                    "--run-name",
-                    name,
-                    *common,
-                ),
+        base = f"{etl_run}.{model}.{mods.replace(',', '+')}.{control}"
+        for seed in range(first_seed, first_seed + cfg.seeds):
+            name = seed_run_name(base, seed, first_seed)
+            extra = ("--seed", str(seed)) if seed != first_seed else ()
+            label_seed = f" seed {seed}" if seed != first_seed else ""
+            steps.append(
+                Step(
+                    f"train {model} {mods} {control}{label_seed}",
+                    (
+                        "train",
+                        *ds,
+                        "--etl-run",
+                        etl_run,
+                        "--model",
+                        model,
+                        "--modalities",
+                        mods,
+                        "--control",
+                        control,
+                        "--run-name",
+                        name,
+                        *extra,
+                        *common,
+                    ),
+                )
             )
-        )
     steps.append(Step("evaluate", ("evaluate", *ds, "--etl-run", etl_run, *common)))
     steps.append(Step("report", ("report", *ds, *common)))
     if cfg.export:

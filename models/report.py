@@ -25,6 +25,7 @@ RETRIEVAL_COLS = ("recall@10", "recall@50", "ndcg@10", "mrr")
 PRIMARY = {"ranking": "auc", "retrieval": "recall@10"}
 MODEL_OF = {"ranking": "dlrm", "retrieval": "two-tower"}
 SET_ORDER = ["ids only", "text", "image", "text+image"]
+VERSUS_ORDER = {"ids only": 0, "constant control": 1, "shuffled control": 2}
 
 
 def _fmt(v: Any) -> str:
@@ -92,7 +93,7 @@ def _headline(doc: dict[str, Any]) -> list[str]:
         rows = []
         for r in sorted(
             rows_in,
-            key=lambda r: (SET_ORDER.index(_set_name(r["modalities"])), r["versus"]),
+            key=lambda r: (SET_ORDER.index(_set_name(r["modalities"])), VERSUS_ORDER[r["versus"]]),
         ):
             rows.append(
                 [

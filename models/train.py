@@ -92,6 +92,27 @@ def run_name_of(cfg: TrainConfig, etl_run: str) -> str:
     return f"{etl_run}.{cfg.model}.{modality_label(cfg.modalities)}.{cfg.control}"
 
 
+def seed_run_name(name: str, seed: int, first_seed: int) -> str:
+    """The run name of one seed of a configuration: the first seed keeps the plain name, so a
+    run trained once is reused when more seeds are asked for later."""
+    return name if seed == first_seed else f"{name}.seed{seed}"
+
+
+def train_seeds(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """`train` once per seed (cfg.seed, cfg.seed + 1, ...), each its own run folder."""
+    if cfg.seeds < 1:
+        raise MmrecError(f"--seeds {cfg.seeds}: give at least 1")
+    paths = DatasetPaths.of(cfg.data_dir, cfg.dataset)
+    base = run_name_of(cfg, resolve_etl_run(paths.etl, cfg.etl_run).name)
+    out = []
+    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        one = dataclasses.replace(
+            cfg, seed=seed, seeds=1, run_name=seed_run_name(base, seed, cfg.seed)
+        )
+        out.append(train(one))
+    return out
+
+
 def _train_rows(run: EtlRun) -> int:
     rows = run.summary.get("rows", {})
     if isinstance(rows, dict) and isinstance(rows.get("train"), int):
@@ -250,6 +271,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     with the same config died after finishing at least one epoch.
     """
     _check(cfg)
+    if cfg.seeds != 1:
+        raise MmrecError("train() trains one seed; use train_seeds() for --seeds")
     paths = DatasetPaths.of(cfg.data_dir, cfg.dataset)
     etl_path = resolve_etl_run(paths.etl, cfg.etl_run)
     name = run_name_of(cfg, etl_path.name)

@@ -63,53 +63,91 @@ def test_retrieval_eval_excludes_train_and_ranks_all_candidates() -> None:
 
 
 def _doc(cold: int) -> dict:
-    def rank(a: float) -> dict:
-        out = {"all": {"auc": a, "logloss": 0.5}}
-        if cold:
-            out |= {
-                "warm": {"auc": a + 0.01, "logloss": 0.5},
-                "cold": {"auc": a - 0.1, "logloss": 0.6},
-            }
-        return out
+    """An evaluation document built by the real interval code from planted scores.
 
-    runs = {}
-    for mods, control, a in (
-        ([], "none", 0.7),
-        (["text", "image"], "none", 0.8),
-        (["text", "image"], "constant", 0.72),
-        (["text", "image"], "shuffled", 0.69),
-    ):
-        name = f"r.dlrm.{'+'.join(mods) or 'none'}.{control}"
-        runs[name] = {"model": "dlrm", "modalities": mods, "control": control,
-                      "metrics": {"ranking": rank(a)}}  # fmt: skip
-    retr = {"all": {"recall@10": 0.1, "recall@50": 0.2, "ndcg@10": 0.1, "mrr": 0.2}}
-    return {
+    Content beats ids only clearly on cold rows; the constant control scores exactly like the
+    content run (a gain of zero); the shuffled control like ids only.
+    """
+    from models.comparisons import Bootstrapper, Scored
+    from models.evaluate import _intervals
+
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(200), 10)
+    items = rng.integers(3, 30, users.size)
+    labels = rng.integers(0, 2, users.size).astype(np.int8)
+    valid = Interactions(users, items, labels)
+    cold_ids = np.arange(3, 3 + cold)
+    noise = rng.normal(size=users.size)
+
+    def probs(signal: float) -> np.ndarray:
+        return 1 / (1 + np.exp(-(signal * (labels - 0.5) + noise)))
+
+    is_cold = np.isin(items, cold_ids)
+    ids_only = probs(0.5)
+    content = np.where(is_cold, probs(2.0), ids_only)
+    scores = {
+        ("dlrm", (), "none"): ids_only,
+        ("dlrm", ("text", "image"), "none"): content,
+        ("dlrm", ("text", "image"), "constant"): content,
+        ("dlrm", ("text", "image"), "shuffled"): ids_only,
+    }
+    results, run_scores = {}, {}
+    for (model, mods, control), p in scores.items():
+        name = f"r.{model}.{'+'.join(mods) or 'none'}.{control}"
+        results[name] = {
+            "model": model,
+            "modalities": list(mods),
+            "control": control,
+            "seed": 42,
+            "metrics": {"ranking": ranking_metrics(labels, p, items, cold_ids)},
+        }
+        run_scores[name] = Scored(ranking=p)
+    base = {"user_movie_rate": Scored(ranking=probs(0.2)), "lightgbm": Scored(ranking=probs(1.0))}
+    doc = {
         "dataset": "x",
         "etl_run": "r",
         "split": "cold-items" if cold else "random",
         "cold_items": cold,
         "baselines": {
-            "ranking": {"user_movie_rate": rank(0.75)},
-            "retrieval": {"popularity": retr},
+            "ranking": {
+                k: ranking_metrics(labels, v.ranking, items, cold_ids) for k, v in base.items()
+            },
+            "retrieval": {},
         },
-        "runs": runs,
+        "runs": results,
     }
+    boot = Bootstrapper(valid, cold_ids, samples=200, seed=0)
+    _intervals(doc, results, run_scores, {"ranking": base, "retrieval": {}}, boot)
+    return doc
 
 
-def test_report_tables_gains_and_plots(tmp_path: Path) -> None:
+def test_report_opens_with_gains_intervals_and_verdicts(tmp_path: Path) -> None:
     from models.report import report
 
     root = tmp_path / "x"
     (root / "evaluation").mkdir(parents=True)
-    (root / "evaluation" / "r.json").write_text(json.dumps(_doc(cold=5)))
+    doc = _doc(cold=5)
+    (root / "evaluation" / "r.json").write_text(json.dumps(doc))
     (root / "runs" / "r.dlrm.none.none").mkdir(parents=True)
     (root / "runs" / "r.dlrm.none.none" / "history.json").write_text(
         json.dumps({"loss": [0.7, 0.6], "val_auc": [0.65, 0.7]})
     )
+    gains = {r["versus"]: r["gains"] for r in doc["ablation"]["ranking"]}
+    assert gains["ids only"]["cold"]["auc"]["verdict"] == "helps"
+    assert gains["ids only"]["warm"]["auc"]["gain"] == 0.0
+    assert gains["constant control"]["cold"]["auc"]["verdict"] == "no evidence"
+    assert gains["shuffled control"]["cold"]["auc"]["verdict"] == "helps"
+    lgb = doc["versus_baselines"]["ranking"]
+    assert {tuple(r["modalities"]) for r in lgb} == {(), ("text", "image")}
     out = report(ReportConfig(dataset="x", data_dir=tmp_path))
     text = Path(out["markdown"]).read_text()
-    # the gain row for cold items: 0.7 vs ids only 0.6 -> +0.1; vs constant 0.62; vs shuffled 0.59
-    assert "| cold | text+image | 0.7000 | 0.1000 | 0.0800 | 0.1100 |" in text
+    first = text.index("### What content is worth")
+    assert first < text.index("### dlrm (ranking) and baselines")
+    row = next(line for line in text.splitlines() if "| text+image | ids only |" in line)
+    cold_gain = gains["ids only"]["cold"]["auc"]
+    assert f"{cold_gain['gain']:+.4f} [{cold_gain['ci'][0]:+.4f}" in row
+    assert row.rstrip(" |").endswith("**helps**")
+    assert "**no evidence**" in text and "baseline lightgbm" in text
     assert "No two-tower runs evaluated." in text
     assert all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in out["plots"])
     again = report(ReportConfig(dataset="x", data_dir=tmp_path))

@@ -28,6 +28,21 @@ def test_synthetic_plan_runs_every_stage_with_the_ablation() -> None:
     assert etl[etl.index("--split") + 1] == "cold-items"
 
 
+def test_seeds_add_train_steps_and_keep_the_first_seed_unchanged() -> None:
+    one = plan(RunConfig(data_dir=Path("d")))
+    three = plan(RunConfig(data_dir=Path("d"), seeds=3))
+    trains_one = [s for s in one if s.name.startswith("train")]
+    trains_three = [s for s in three if s.name.startswith("train")]
+    assert len(trains_three) == 3 * len(trains_one)
+    # seed 42 keeps its step name and argv, so a finished single-seed run is reused
+    assert set(trains_one) <= set(trains_three)
+    extra = [s for s in trains_three if s not in trains_one]
+    for step in extra:
+        seed = step.argv[step.argv.index("--seed") + 1]
+        assert seed in ("43", "44")
+        assert step.argv[step.argv.index("--run-name") + 1].endswith(f".seed{seed}")
+
+
 def test_movielens_plan_downloads_and_enriches_only_with_a_source() -> None:
     plain = plan(RunConfig(data_dir=Path("d"), dataset="ml-latest-small"))
     assert plain[0].argv[:3] == ("data", "download", "ml-latest-small")

@@ -46,6 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pca", default=RunConfig(data_dir=None).pca, help='per modality; "" keeps all dims'
     )  # type: ignore[arg-type]
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=RunConfig(data_dir=None).seeds,  # type: ignore[arg-type]
+        help="train every configuration with this many seeds (42, 43, ...); the report averages"
+        " them and gives each gain an interval (default 1)",
+    )
     p.add_argument("--no-export", action="store_true", help="stop after the report")
     add_data_dir(p)
     add_force(p)
@@ -73,6 +80,7 @@ def _run(args: argparse.Namespace) -> int:
         image_model=args.image_model,
         text_model=args.text_model,
         pca=args.pca,
+        seeds=args.seeds,
         export=not args.no_export,
         force=args.force,
     )

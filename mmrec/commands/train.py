@@ -72,6 +72,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--patience", type=int, default=d.patience)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=d.seeds,
+        help="train with seeds SEED, SEED+1, ... (runs after the first get a .seed<S> suffix);"
+        " evaluate and report average them",
+    )
     p.add_argument("--mixed-precision", choices=("auto", "on", "off"), default=d.mixed_precision)
     add_data_dir(p)
     add_force(p)
@@ -80,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from models.inputs import parse_modalities
-    from models.train import train
+    from models.train import train_seeds
 
     cfg = TrainConfig(
         dataset=args.dataset,
@@ -103,11 +110,12 @@ def _train(args: argparse.Namespace) -> int:
         popularity_correction=not args.no_popularity_correction,
         patience=args.patience,
         seed=args.seed,
+        seeds=args.seeds,
         mixed_precision=args.mixed_precision,
         force=args.force,
     )
-    summary = train(cfg)
-    status = "already trained" if summary.get("skipped") else "done"
-    print(f"{summary['run']}: {status} -> {summary['path']}")
-    print(json.dumps(summary["metrics"], indent=1))
+    for summary in train_seeds(cfg):
+        status = "already trained" if summary.get("skipped") else "done"
+        print(f"{summary['run']}: {status} -> {summary['path']}")
+        print(json.dumps(summary["metrics"], indent=1))
     return 0
