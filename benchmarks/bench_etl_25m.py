@@ -70,7 +70,7 @@ def child(run: str, data_dir: Path, name: str, out: Path, part_size: str) -> dic
     start = time.perf_counter()
     detail: dict = {}
     if run.startswith("nvt-"):
-        from mmrec.commands.etl import skip_tensorflow
+        from mmrec.runtime import skip_tensorflow
 
         skip_tensorflow()  # as `mmrec etl` does
         from mmrec.config import EtlConfig

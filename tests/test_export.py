@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_export_toy import DATASET, DLRM_RUN, ETL_RUN, TT_RUN, toy_dataset
 
 from mmrec.config import ExportConfig
+from models.toy import DATASET, DLRM_RUN, ETL_RUN, TT_RUN, toy_dataset
 
 pytestmark = pytest.mark.slow
 

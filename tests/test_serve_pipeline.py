@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_train import write_dataset
+from builders import write_dataset
 
 from mmrec.config import EtlConfig, ExportConfig, TrainConfig
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_export_toy import DATASET, TT_RUN, toy_dataset
 
 from mmrec.config import ExportConfig
+from models.toy import DATASET, TT_RUN, toy_dataset
 
 pytestmark = pytest.mark.slow
 
