@@ -40,14 +40,20 @@ YEAR = "year"
 MODALITIES = ("text", "image")
 
 
+EMBEDDING_SUFFIX = "_embedding"
+
+
 def embedding_column(modality: str) -> str:
     """`<m>_embedding`: the pretrained vector column (feature store, join Parquet, model input)."""
-    return f"{modality}_embedding"
+    return f"{modality}{EMBEDDING_SUFFIX}"
+
+
+FLAG_PREFIX = "has_"
 
 
 def flag_column(modality: str) -> str:
     """`has_<m>`: 1 when the movie has the modality, 0 when its vector is the zero fill."""
-    return f"has_{modality}"
+    return f"{FLAG_PREFIX}{modality}"
 
 
 def gather_rows(table: Any, ids: Any) -> Any:
@@ -274,6 +280,13 @@ class DatasetPaths:
     @property
     def export(self) -> Path:
         return self.root / "export"
+
+
+# The export's folder, `<dataset>/export/<run>/`: `triton/` (the model repository, whose entry
+# point is ENTRY_MODEL), `retrieval/` (two-tower: items.parquet and the top-k index), and
+# EXPORT_SUMMARY (what was exported from where).
+ENTRY_MODEL = "executor_model"
+EXPORT_SUMMARY = "export.json"
 
 
 # ---------------------------------------------------------------------------------------------
