@@ -292,6 +292,7 @@ EXPORT_SUMMARY = "export.json"
 # ---------------------------------------------------------------------------------------------
 # Summary keys a later stage reads (the summaries hold more, for people).
 PARAMETERS = "parameters"  # what made an output (mmrec.done): same: skip; other: an error
+INPUTS = "inputs"  # digests of the upstream files a derived output was made from (mmrec.done)
 
 
 class SplitInfo(TypedDict, total=False):

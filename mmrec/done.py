@@ -4,6 +4,10 @@ Asked again with the same parameters, a stage skips; with other parameters it st
 error that names what changed, unless the user passes --force (then it redoes the work). Only
 what decides the contents counts as a parameter: not where the output goes, how many workers
 compute it, or --force itself. Each stage says which of its options those are.
+
+Outputs derived from other stages' outputs (evaluate's per-run scores, the report) also record
+the digests of those inputs: when an input was rebuilt (which took a --force upstream), the
+derived output is stale and is redone without an error.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mmrec.contracts import INPUTS, PARAMETERS
 from mmrec.errors import MmrecError
-from mmrec.io import read_json
+from mmrec.io import file_digest, read_json
 
 
 def parameters_of(cfg: Any, skip: Iterable[str] = (), **overrides: Any) -> dict[str, Any]:
@@ -42,20 +47,25 @@ def check_done(
     wanted: Mapping[str, Any],
     *,
     force: bool,
+    inputs: Mapping[str, Any] | None = None,
     recorded: Mapping[str, Any] | None = None,
     hint: str = "",
 ) -> dict[str, Any] | None:
-    """The finished output's record when it was made with `wanted`; None when there is none
-    (or `force`): then the caller does the work. Other parameters: MmrecError naming them.
+    """The finished output's record when it was made with `wanted` from `inputs`; None when
+    there is none, an input changed, or `force`: then the caller does the work. Other
+    parameters: MmrecError naming them.
 
-    `record`: the JSON file the stage writes last (its presence marks the output finished).
+    `record`: the JSON file the stage writes last (its presence marks the output finished),
+    holding "parameters" (and "inputs", see `record_of`).
     `recorded`: the parameters as the record holds them, when not under its "parameters" key.
     """
     if force or not record.is_file():
         return None
     doc = read_json(record)
     if recorded is None:
-        recorded = doc.get("parameters") or {}
+        recorded = doc.get(PARAMETERS) or {}
+    if inputs is not None and doc.get(INPUTS) != dict(inputs):
+        return None
     diff = changes(recorded, wanted)
     if diff:
         raise MmrecError(
@@ -63,3 +73,18 @@ def check_done(
             f"pass --force to replace it{hint}"
         )
     return doc
+
+
+def record_of(
+    wanted: Mapping[str, Any], inputs: Mapping[str, Any] | None = None, **rest: Any
+) -> dict[str, Any]:
+    """What a stage writes for `check_done` to read back: its parameters, inputs and the rest."""
+    out: dict[str, Any] = {PARAMETERS: dict(wanted)}
+    if inputs is not None:
+        out[INPUTS] = dict(inputs)
+    return {**out, **rest}
+
+
+def digests(paths: Iterable[Path]) -> dict[str, str]:
+    """{file name: sha256} of input files, for `inputs`."""
+    return {p.name: file_digest(p) for p in paths}

@@ -2,8 +2,10 @@
 
 Each run is reloaded from its SavedModel (so what is scored is what was saved), fed the same
 inputs it was trained on (same modalities, same control, same seed), and scored with the shared
-loops in models.scoring. Baselines are computed once per ETL run. Per-run results go to
-`<run>/evaluation.json`; everything to `<root>/evaluation/<etl-run>.json` for `mmrec report`.
+loops in models.scoring. Baselines are computed once per ETL run. Per-run results are cached in
+`<root>/evaluation/runs/<run>.json` (outside the run folder, which train published whole), keyed
+by the digest of the run's summary.json; everything goes to `<root>/evaluation/<etl-run>.json`
+for `mmrec report`.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from mmrec.config import EvaluateConfig
+from mmrec.contracts import DatasetPaths, TrainRunPaths
+from mmrec.done import check_done, digests, record_of
 from mmrec.errors import MmrecError
 from mmrec.io import read_json, write_json_atomic
-from mmrec.paths import DatasetPaths
 from models.data import Interactions
 from models.inputs import EtlRun, feature_schema, gather_tables, load_etl, make_loader
 
@@ -26,11 +29,11 @@ def finished_runs(runs_dir: Path, names: tuple[str, ...] = ()) -> list[Path]:
         out = []
         for n in names:
             p = runs_dir / n
-            if not (p / "summary.json").exists():
+            if not TrainRunPaths(p).summary.exists():
                 raise MmrecError(f"{p} is not a finished training run (no summary.json)")
             out.append(p)
         return out
-    return sorted(p for p in runs_dir.glob("*") if (p / "summary.json").exists())
+    return sorted(p for p in runs_dir.glob("*") if TrainRunPaths(p).summary.exists())
 
 
 def baselines_of(run: EtlRun, strength: float, interactions: Any) -> dict[str, Any]:
@@ -72,16 +75,16 @@ def evaluate_run(run_dir: Path, etl: EtlRun, interactions: Any = None) -> dict[s
     if config["model"] == "dlrm":
         from models.towers import ranking_metrics_of
 
-        model = tf.keras.models.load_model(str(run_dir / "model"))
+        model = tf.keras.models.load_model(str(TrainRunPaths(run_dir).model))
         loader = make_loader(etl.valid_dir, schema, tables, 8192, shuffle=False)
         metrics: dict[str, Any] = {"ranking": ranking_metrics_of(model, loader, etl)}
     else:
         from models.towers import RetrievalData, retrieval_metrics_of
 
-        query = tf.keras.models.load_model(str(run_dir / "query_tower"))
-        items = tf.keras.models.load_model(str(run_dir / "item_tower"))
+        query = tf.keras.models.load_model(str(TrainRunPaths(run_dir).query_tower))
+        items = tf.keras.models.load_model(str(TrainRunPaths(run_dir).item_tower))
         data = RetrievalData(etl, schema.excluding_by_tag(Tags.TARGET), tables, interactions)
-        saved_pop = run_dir / "item_log_popularity.npy"
+        saved_pop = TrainRunPaths(run_dir).item_log_popularity
         if saved_pop.exists():
             data.log_popularity = np.load(saved_pop)
         metrics = {
@@ -112,26 +115,24 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         raise MmrecError(f"no finished training runs under {paths.runs}; run `mmrec train` first")
     by_etl: dict[str, list[Path]] = {}
     for d in run_dirs:
-        etl_name = read_json(d / "summary.json")["etl_run"]
+        etl_name = read_json(TrainRunPaths(d).summary)["etl_run"]
         if cfg.etl_run and etl_name != cfg.etl_run:
             continue
         by_etl.setdefault(etl_name, []).append(d)
-    out_dir = paths.root / "evaluation"
     written = {}
     for etl_name, dirs in sorted(by_etl.items()):
         etl = load_etl(paths.etl / etl_name)
         interactions = (Interactions.read(etl.train_dir), Interactions.read(etl.valid_dir))
         results = {}
         for d in dirs:
-            cached = d / "evaluation.json"
-            fresh = (
-                cached.exists() and cached.stat().st_mtime >= (d / "summary.json").stat().st_mtime
-            )
-            if fresh and not cfg.force:
-                results[d.name] = read_json(cached)
+            cache = paths.run_evaluation(d.name)
+            made_from = digests([TrainRunPaths(d).summary])  # retrained: scored again
+            cached = check_done(cache, {}, force=cfg.force, inputs=made_from)
+            if cached is not None:
+                results[d.name] = cached["result"]
                 continue
             results[d.name] = evaluate_run(d, etl, interactions)
-            write_json_atomic(cached, results[d.name])
+            write_json_atomic(cache, record_of({}, made_from, result=results[d.name]))
         doc = {
             "dataset": cfg.dataset,
             "etl_run": etl_name,
@@ -140,7 +141,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             "baselines": baselines_of(etl, cfg.baseline_strength, interactions),
             "runs": results,
         }
-        target = out_dir / f"{etl_name}.json"
+        target = paths.evaluation_of(etl_name)
         write_json_atomic(target, doc)
         written[etl_name] = str(target)
     return {"dataset": cfg.dataset, "evaluations": written, "runs": sum(map(len, by_etl.values()))}

@@ -54,6 +54,9 @@ def test_train_evaluate_report_end_to_end(tiny: Path) -> None:
     assert len(history["val_auc"]) == dlrm["epochs_run"]
 
     assert train(tcfg(tiny, model="dlrm", modalities=("text",)))["skipped"] is True
+    # other parameters under the same (default) run name: an error naming them, not the old run
+    with pytest.raises(MmrecError, match=r"learning_rate: None -> 0\.01"):
+        train(tcfg(tiny, model="dlrm", modalities=("text",), learning_rate=0.01))
 
     ev = evaluate(EvaluateConfig(dataset="tiny", data_dir=tiny, etl_run="cold-items-lookup"))
     doc = json.loads(Path(ev["evaluations"]["cold-items-lookup"]).read_text())
@@ -63,6 +66,12 @@ def test_train_evaluate_report_end_to_end(tiny: Path) -> None:
         assert reloaded[group]["logloss"] == pytest.approx(ranking[group]["logloss"], abs=1e-6)
     tt_reloaded = doc["runs"][tt["run"]]["metrics"]["retrieval"]["all"]
     assert tt_reloaded["recall@10"] == pytest.approx(retrieval["all"]["recall@10"], abs=1e-9)
+    # per-run scores are cached beside the evaluation, never inside the published run folder
+    cache = tiny / "tiny" / "evaluation" / "runs" / f"{dlrm['run']}.json"
+    assert cache.is_file() and not (run_dir / "evaluation.json").exists()
+    stamp = cache.stat().st_mtime_ns
+    evaluate(EvaluateConfig(dataset="tiny", data_dir=tiny, etl_run="cold-items-lookup"))
+    assert cache.stat().st_mtime_ns == stamp  # same run: read back, not scored again
     base = doc["baselines"]
     assert {"user_rate", "movie_rate", "user_movie_rate"} <= set(base["ranking"])
     assert "popularity" in base["retrieval"]
@@ -73,6 +82,7 @@ def test_train_evaluate_report_end_to_end(tiny: Path) -> None:
     assert len(rep["plots"]) == 4
     for png in rep["plots"]:
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report(ReportConfig(dataset="tiny", data_dir=tiny)).get("skipped") is True
 
 
 def test_saved_dlrm_reloads_and_predicts_identically(tiny: Path, tmp_path: Path) -> None:
