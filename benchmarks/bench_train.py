@@ -32,7 +32,7 @@ CASES = ("ids-only", "lookup", "join")
 def ensure_etl(args: argparse.Namespace) -> dict[str, Path]:
     """The lookup and join ETL runs, made with the real ETL stage when missing."""
     sys.path.insert(0, str(REPO))
-    from benchmarks.bench_etl_25m import make_dataset, make_feature_store
+    from benchmarks.helpers import make_dataset, make_feature_store
 
     runs = {m: args.data_dir / args.name / "etl" / f"bench-nvt-{m}" for m in ("lookup", "join")}
     if all((p / "summary.json").exists() for p in runs.values()):
@@ -105,7 +105,7 @@ def child(case: str, etl_dir: Path, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     sys.path.insert(0, str(REPO))
-    from benchmarks.bench_etl_25m import add_dataset_args, run_child
+    from benchmarks.helpers import add_dataset_args, run_child
 
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
