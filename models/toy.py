@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mmrec.contracts import EtlRunPaths, TrainRunPaths
+
 DATASET = "toy"
 ETL_RUN = "random-lookup"
 DLRM_RUN = "dlrm-toy"
@@ -104,7 +106,8 @@ def _etl(etl_dir: Path, movies, ratings):
     from merlin.schema import Tags
 
     df = ratings.merge(movies[["movieId", "genres", "year"]], on="movieId")
-    cats = str(etl_dir / "categories")
+    files = EtlRunPaths(etl_dir)
+    cats = str(files.categories)
     user = ["userId"] >> nvt.ops.Categorify(out_path=cats) >> nvt.ops.TagAsUserID()
     item = ["movieId"] >> nvt.ops.Categorify(out_path=cats) >> nvt.ops.TagAsItemID()
     feats = ["genres", "year"] >> nvt.ops.Categorify(out_path=cats) >> nvt.ops.TagAsItemFeatures()
@@ -117,7 +120,7 @@ def _etl(etl_dir: Path, movies, ratings):
     wf = nvt.Workflow(user + item + feats + label)
     ds = Dataset(df, cpu=True)
     wf.fit(ds)
-    wf.save(str(etl_dir / "workflow"))
+    wf.save(str(files.workflow))
     train = wf.transform(ds).to_ddf().compute().reset_index(drop=True)
 
     card = int(wf.output_schema["movieId"].int_domain.max) + 1
@@ -128,10 +131,10 @@ def _etl(etl_dir: Path, movies, ratings):
     has[:3] = 0
     emb[5] = 0  # one known movie without the modality
     has[5] = 0
-    (etl_dir / "embeddings").mkdir(parents=True, exist_ok=True)
-    np.save(etl_dir / "embeddings" / "text.npy", emb)
-    np.save(etl_dir / "embeddings" / "has_text.npy", has)
-    (etl_dir / "summary.json").write_text(json.dumps({"embeddings": "lookup", "toy": True}))
+    files.embeddings.mkdir(parents=True, exist_ok=True)
+    np.save(files.matrix("text"), emb)
+    np.save(files.flags("text"), has)
+    files.summary.write_text(json.dumps({"embeddings": "lookup", "toy": True}))
     train["text_embedding"] = list(emb[train["movieId"].to_numpy()])
     return train, wf.output_schema
 
@@ -175,7 +178,7 @@ def _train_dlrm(root: Path, train) -> None:
     model.fit(ds, batch_size=64, epochs=1, verbose=0)
     run = root / "runs" / DLRM_RUN
     model.save(str(run / "model"))
-    (run / "summary.json").write_text(json.dumps({"model": "dlrm", "etl_run": ETL_RUN}))
+    TrainRunPaths(run).summary.write_text(json.dumps({"model": "dlrm", "etl_run": ETL_RUN}))
 
 
 def _train_two_tower(root: Path, train) -> None:
@@ -194,4 +197,4 @@ def _train_two_tower(root: Path, train) -> None:
     model.fit(ds, batch_size=64, epochs=1, verbose=0)
     run = root / "runs" / TT_RUN
     model.save(str(run / "model"))
-    (run / "summary.json").write_text(json.dumps({"model": "two-tower", "etl_run": ETL_RUN}))
+    TrainRunPaths(run).summary.write_text(json.dumps({"model": "two-tower", "etl_run": ETL_RUN}))

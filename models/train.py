@@ -428,7 +428,7 @@ def _quiet() -> bool:
 
 def load_run_config(run_dir: Path) -> dict[str, Any]:
     """The config.json of a finished run (evaluate/report read it)."""
-    f = run_dir / "config.json"
+    f = TrainRunPaths(run_dir).config
     if not f.exists():
         raise MmrecError(f"{run_dir} is not a finished training run (no config.json)")
     return read_json(f)
