@@ -82,39 +82,30 @@ def default_data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR))
 
 
+def _under_root(name: str, doc: str | None = None) -> property:
+    """A read-only path attribute: `root / name`."""
+    return property(lambda self: self.root / name, doc=doc or f"`{name}`")
+
+
 @dataclass(frozen=True)
 class EtlRunPaths:
     """One ETL run, `<dataset>/etl/<run-name>/` (docs/contracts.md says what each file holds)."""
 
     root: Path
+    train = _under_root("train")
+    valid = _under_root("valid")
+    workflow = _under_root("workflow")
+    categories = _under_root("categories")
+    embeddings = _under_root("embeddings")
+    summary = _under_root(SUMMARY)
 
     @property
     def name(self) -> str:
         return self.root.name
 
-    @property
-    def train(self) -> Path:
-        return self.root / "train"
-
-    @property
-    def valid(self) -> Path:
-        return self.root / "valid"
-
-    @property
-    def workflow(self) -> Path:
-        return self.root / "workflow"
-
-    @property
-    def categories(self) -> Path:
-        return self.root / "categories"
-
     def vocabulary(self, column: str) -> Path:
         """Categorify's `unique.<col>.parquet`: index = encoded id."""
         return self.categories / f"unique.{column}.parquet"
-
-    @property
-    def embeddings(self) -> Path:
-        return self.root / "embeddings"
 
     def matrix(self, modality: str) -> Path:
         """float32 [cardinality of movieId, d], row i = encoded movie id i."""
@@ -124,60 +115,26 @@ class EtlRunPaths:
         """int8 [cardinality of movieId]: 1 where the movie has the modality."""
         return self.embeddings / f"{flag_column(modality)}.npy"
 
-    @property
-    def summary(self) -> Path:
-        return self.root / SUMMARY
-
 
 @dataclass(frozen=True)
 class TrainRunPaths:
     """One training run, `<dataset>/runs/<run-name>/`, published whole by `mmrec train`."""
 
     root: Path
+    model = _under_root("model", "the best epoch's SavedModel (DLRM, or the whole two-tower)")
+    query_tower = _under_root("query_tower", "two-tower: the query tower's SavedModel")
+    item_tower = _under_root("item_tower", "two-tower: the item tower's SavedModel")
+    item_log_popularity = _under_root("item_log_popularity.npy")
+    checkpoints = _under_root("checkpoints")
+    tensorboard = _under_root("tensorboard")
+    history = _under_root("history.json")
+    metrics = _under_root("metrics.json")
+    config = _under_root("config.json", "the resolved options: what made the run (mmrec.done)")
+    summary = _under_root(SUMMARY)
 
     @property
     def name(self) -> str:
         return self.root.name
-
-    @property
-    def model(self) -> Path:
-        return self.root / "model"
-
-    @property
-    def query_tower(self) -> Path:
-        return self.root / "query_tower"
-
-    @property
-    def item_tower(self) -> Path:
-        return self.root / "item_tower"
-
-    @property
-    def item_log_popularity(self) -> Path:
-        return self.root / "item_log_popularity.npy"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.root / "tensorboard"
-
-    @property
-    def history(self) -> Path:
-        return self.root / "history.json"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.json"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / SUMMARY
 
 
 @dataclass(frozen=True)
@@ -186,6 +143,28 @@ class DatasetPaths:
 
     data_dir: Path
     name: str
+    # data stage
+    ratings = _under_root("ratings.parquet")
+    movies = _under_root("movies.parquet")
+    links = _under_root("links.parquet")
+    tags = _under_root("tags.parquet")
+    manifest = _under_root("manifest.json")
+    # enrich stage (the synthetic generator writes the same files)
+    posters = _under_root("posters")
+    synopses = _under_root("synopses.parquet")
+    enrich_report = _under_root("enrich_report.parquet")
+    enrich_cache = _under_root("_enrich_cache")
+    # features stage
+    features = _under_root("features")
+    feature_store = _under_root("feature_store.parquet")
+    # etl / train / evaluate / report / export stages
+    etl = _under_root("etl")
+    runs = _under_root("runs")
+    evaluation = _under_root(
+        "evaluation",
+        "`mmrec evaluate`'s documents, `<etl-run>.json` each; `mmrec report` reads them",
+    )
+    export = _under_root("export")
 
     @classmethod
     def of(cls, data_dir: str | os.PathLike[str] | None, name: str) -> DatasetPaths:
@@ -195,80 +174,19 @@ class DatasetPaths:
     def root(self) -> Path:
         return self.data_dir / self.name
 
-    # data stage
-    @property
-    def ratings(self) -> Path:
-        return self.root / "ratings.parquet"
-
-    @property
-    def movies(self) -> Path:
-        return self.root / "movies.parquet"
-
-    @property
-    def links(self) -> Path:
-        return self.root / "links.parquet"
-
-    @property
-    def tags(self) -> Path:
-        return self.root / "tags.parquet"
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.json"
-
     @property
     def downloads(self) -> Path:
         """Archives as downloaded (kept so a rerun with --force need not fetch again)."""
         return self.data_dir / "_downloads"
 
-    # enrich stage (the synthetic generator writes the same files)
-    @property
-    def posters(self) -> Path:
-        return self.root / "posters"
-
-    @property
-    def synopses(self) -> Path:
-        return self.root / "synopses.parquet"
-
-    @property
-    def enrich_report(self) -> Path:
-        return self.root / "enrich_report.parquet"
-
-    @property
-    def enrich_cache(self) -> Path:
-        return self.root / "_enrich_cache"
-
-    # features stage
-    @property
-    def features(self) -> Path:
-        return self.root / "features"
-
     def modality_embeddings(self, modality: str) -> Path:
         return self.features / f"{modality}.parquet"
-
-    @property
-    def feature_store(self) -> Path:
-        return self.root / "feature_store.parquet"
-
-    # etl / train / evaluate / export stages
-    @property
-    def etl(self) -> Path:
-        return self.root / "etl"
 
     def etl_run(self, name: str) -> EtlRunPaths:
         return EtlRunPaths(self.etl / name)
 
-    @property
-    def runs(self) -> Path:
-        return self.root / "runs"
-
     def run(self, name: str) -> TrainRunPaths:
         return TrainRunPaths(self.runs / name)
-
-    @property
-    def evaluation(self) -> Path:
-        """`mmrec evaluate`'s documents, `<etl-run>.json` each; `mmrec report` reads them."""
-        return self.root / "evaluation"
 
     def evaluation_of(self, etl_run: str) -> Path:
         return self.evaluation / f"{etl_run}.json"
@@ -276,10 +194,6 @@ class DatasetPaths:
     def run_evaluation(self, run: str) -> Path:
         """One run's cached scores: outside the run folder, which train published whole."""
         return self.evaluation / "runs" / f"{run}.json"
-
-    @property
-    def export(self) -> Path:
-        return self.root / "export"
 
 
 # The export's folder, `<dataset>/export/<run>/`: `triton/` (the model repository, whose entry

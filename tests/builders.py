@@ -166,12 +166,12 @@ def write_dataset(root: Path, users: int = 60, movies: int = 80, seed: int = 0) 
     pq.write_table(pa.table(cols), root / "feature_store.parquet")
 
 
-def make_train_tiny(data_dir: Path) -> Path:
-    """`write_dataset` under `tiny/` plus its cold-items ETL runs in lookup and join mode."""
+def make_train_tiny(data_dir: Path, modes: tuple[str, ...] = ("lookup", "join")) -> Path:
+    """`write_dataset` under `tiny/` plus its cold-items ETL runs in each embedding mode."""
     from workflows.etl.stage import run_etl
 
     write_dataset(data_dir / "tiny")
-    for mode in ("lookup", "join"):
+    for mode in modes:
         run_etl(
             EtlConfig(
                 dataset="tiny",

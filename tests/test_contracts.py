@@ -65,17 +65,3 @@ def test_done_skips_same_parameters_and_names_a_change(tmp_path: Path) -> None:
     with pytest.raises(MmrecError, match=r"learning_rate: 0\.01 -> 0\.02.*--force"):
         check_done(record, other, force=False)
     assert changes({"a": 1}, {"a": 1, "b": 2}) == ["b: '(not recorded)' -> 2"]
-
-
-def test_the_core_imports_no_stage() -> None:
-    """What `lint-imports` checks in `make lint`, for the core's own modules, in one process."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, mmrec.config, mmrec.contracts, mmrec.done, mmrec.errors, mmrec.io, "
-        "mmrec.paths, mmrec.progress, mmrec.runtime; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('models', 'workflows')))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
