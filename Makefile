@@ -24,6 +24,7 @@ test-all: setup
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	PYTHONPATH=$(CURDIR) .venv/bin/lint-imports
 
 format: setup
 	.venv/bin/ruff check --fix .

@@ -88,11 +88,9 @@ def main() -> int:
 
     export_dir, movies = args.export, args.movies
     if args.toy:
-        sys.path.insert(0, str(REPO / "tests"))
-        from test_export_toy import DATASET, DLRM_RUN, toy_dataset
-
         from mmrec.config import ExportConfig
         from models.export.ensemble import export
+        from models.toy import DATASET, DLRM_RUN, toy_dataset
 
         data = toy_dataset()
         export_dir = data / "bench-export"

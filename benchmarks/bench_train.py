@@ -32,10 +32,11 @@ CASES = ("ids-only", "lookup", "join")
 def ensure_etl(args: argparse.Namespace) -> dict[str, Path]:
     """The lookup and join ETL runs, made with the real ETL stage when missing."""
     sys.path.insert(0, str(REPO))
-    from benchmarks.bench_etl_25m import make_dataset, make_feature_store
+    from benchmarks.helpers import make_dataset, make_feature_store
+    from mmrec.contracts import EtlRunPaths
 
     runs = {m: args.data_dir / args.name / "etl" / f"bench-nvt-{m}" for m in ("lookup", "join")}
-    if all((p / "summary.json").exists() for p in runs.values()):
+    if all(EtlRunPaths(p).summary.exists() for p in runs.values()):
         return runs
     make_dataset(args.data_dir, args.name, args.users, args.movies, args.ratings)
     make_feature_store(args.data_dir / args.name, args.dim)
@@ -43,7 +44,7 @@ def ensure_etl(args: argparse.Namespace) -> dict[str, Path]:
     from workflows.etl.stage import run_etl
 
     for mode, path in runs.items():
-        if not (path / "summary.json").exists():
+        if not EtlRunPaths(path).summary.exists():
             run_etl(
                 EtlConfig(
                     dataset=args.name,
@@ -105,7 +106,7 @@ def child(case: str, etl_dir: Path, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     sys.path.insert(0, str(REPO))
-    from benchmarks.bench_etl_25m import add_dataset_args, run_child
+    from benchmarks.helpers import add_dataset_args, run_child
 
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -23,6 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mmrec.contracts import ITEM, USER, EtlRunPaths
 from mmrec.io import read_json
 from models.metrics import auc
 from workflows.features.store import pca, read_embeddings
@@ -42,14 +43,14 @@ def ceilings(root: Path, etl_run: str, pca_dims: int = 64) -> pd.DataFrame:
     etl = root / "etl" / etl_run
     valid = pd.concat(
         pd.read_parquet(f, columns=["userId", "movieId", "rating_binary"])
-        for f in sorted((etl / "valid").glob("*.parquet"))
+        for f in sorted(EtlRunPaths(etl).valid.glob("*.parquet"))
     )
-    users = pd.read_parquet(etl / "categories" / "unique.userId.parquet")["userId"]
-    items = pd.read_parquet(etl / "categories" / "unique.movieId.parquet")["movieId"]
+    users = pd.read_parquet(EtlRunPaths(etl).vocabulary(USER))[USER]
+    items = pd.read_parquet(EtlRunPaths(etl).vocabulary(ITEM))[ITEM]
     raw_u = users.reindex(valid.userId.to_numpy()).to_numpy()
     raw_m = items.reindex(valid.movieId.to_numpy()).to_numpy()
     y = valid.rating_binary.to_numpy()
-    cold_ids = np.asarray(read_json(etl / "summary.json")["split"].get("cold_movie_ids") or [])
+    cold_ids = np.asarray(read_json(EtlRunPaths(etl).summary)["split"].get("cold_movie_ids") or [])
     cold = np.isin(raw_m, cold_ids)
 
     tm = pd.read_parquet(root / "_truth" / "movies.parquet").set_index("movieId")

@@ -46,6 +46,7 @@ class Scored:
     ranking: np.ndarray | None = None
     probabilities: bool = True
     retrieval: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = field(default_factory=dict)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # named arrays, for caching
 
 
 def row_groups(valid: Interactions, cold_ids: np.ndarray) -> dict[str, np.ndarray]:

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmrec.contracts import FIRST_ID, ITEM, LABEL, USER
 from mmrec.errors import MmrecError
-from models.inputs import ITEM, LABEL, USER, EtlRun
+from models.inputs import EtlRun
 
 
 def parquet_files(folder: Path) -> list[Path]:
@@ -103,7 +104,7 @@ def item_table(run: EtlRun, columns: list[str]) -> pd.DataFrame:
             seen.update(df[ITEM].tolist())
             parts.append(df)
     items = pd.concat(parts, ignore_index=True)
-    all_ids = pd.DataFrame({ITEM: np.arange(3, run.n_items, dtype=items[ITEM].dtype)})
+    all_ids = pd.DataFrame({ITEM: np.arange(FIRST_ID, run.n_items, dtype=items[ITEM].dtype)})
     out = all_ids.merge(items, on=ITEM, how="left")
     for col in other:
         missing = out[col].isna()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.inputs import ITEM, LABEL, USER
+from mmrec.contracts import ITEM, LABEL, USER
 
 
 def build_dlrm(

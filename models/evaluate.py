@@ -8,14 +8,15 @@ smoothed rates, LightGBM (models/gbdt.py) and content kNN for ranking; popularit
 interval over users, the seeds of each configuration are averaged, and every ablation gain gets
 its interval and verdict (models/comparisons.py).
 
-Outputs: `<root>/evaluation/<etl-run>.json` for `mmrec report`; per-run and baseline scores are
-cached in `<root>/evaluation/cache/<etl-run>/` (never inside a published run folder), reused
-while the run's summary.json (or the ETL run and baseline settings) are unchanged.
+Outputs: `<root>/evaluation/<etl-run>.json` for `mmrec report`. Each run's metrics and scores
+are cached in `<root>/evaluation/runs/<run>.json|.npz` (never inside the run folder, which train
+published whole), keyed by the digest of the run's summary.json; the baselines' in
+`<root>/evaluation/baselines/<etl-run>.json|.npz`, keyed by the ETL run's summary and the
+baseline parameters (mmrec.done: other parameters are an error unless --force).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import time
 from pathlib import Path
@@ -24,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from mmrec.config import EvaluateConfig
+from mmrec.contracts import DatasetPaths, TrainRunPaths
+from mmrec.done import check_done, digests, record_of
 from mmrec.errors import MmrecError
 from mmrec.io import read_json, write_bytes_atomic, write_json_atomic
-from mmrec.paths import DatasetPaths
 from models.comparisons import (
     STRONGEST,
     Bootstrapper,
@@ -55,24 +57,15 @@ def finished_runs(runs_dir: Path, names: tuple[str, ...] = ()) -> list[Path]:
                 raise MmrecError(f"{p} is not a finished training run (no summary.json)")
             out.append(p)
         return out
-    return sorted(p for p in runs_dir.glob("*") if (p / "summary.json").exists())
-
-
-def cache_dir(paths: DatasetPaths, etl_name: str) -> Path:
-    return paths.root / "evaluation" / "cache" / etl_name
-
-
-def _digest(*parts: Any) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part if isinstance(part, bytes) else repr(part).encode())
-    return h.hexdigest()
+    return sorted(p for p in runs_dir.glob("*") if TrainRunPaths(p).summary.exists())
 
 
 def _save_scored(target: Path, scored: Scored) -> None:
     arrays: dict[str, np.ndarray] = {"probabilities": np.array(scored.probabilities)}
     if scored.ranking is not None:
         arrays["ranking"] = np.asarray(scored.ranking, dtype=np.float64)
+    for key, v in scored.extra.items():
+        arrays[f"extra/{key}"] = v
     for variant, (users, values) in scored.retrieval.items():
         arrays[f"retrieval/{variant}/users"] = users
         for metric, v in values.items():
@@ -90,6 +83,8 @@ def _load_scored(source: Path) -> Scored:
         )
         for key in z.files:
             parts = key.split("/")
+            if parts[0] == "extra":
+                scored.extra[key.split("/", 1)[1]] = z[key]
             if parts[0] == "retrieval" and parts[2] == "users":
                 variant = parts[1]
                 values = {
@@ -276,47 +271,63 @@ def baselines_of(
 
 
 def _cached_baselines(
-    etl: EtlRun, cfg: EvaluateConfig, interactions: Any, folder: Path
+    etl: EtlRun, cfg: EvaluateConfig, interactions: Any, record: Path
 ) -> tuple[dict[str, Any], dict[str, dict[str, Scored]]]:
-    key = _digest(
-        CACHE_VERSION,
-        (etl.path / "summary.json").read_bytes(),
-        cfg.baseline_strength,
-        cfg.strong_baselines,
-        cfg.ease_max_items,
-        cfg.bootstrap_seed,
-    )
-    meta = folder / "baselines.json"
-    if meta.exists() and not cfg.force:
-        cached = read_json(meta)
-        if cached.get("key") == key:
-            scored: dict[str, dict[str, Scored]] = {"ranking": {}, "retrieval": {}}
-            for kind, names in cached["scored"].items():
-                for name, file in names.items():
-                    scored[kind][name] = _load_scored(folder / file)
-            return cached["doc"], scored
+    wanted = {
+        "cache_version": CACHE_VERSION,
+        "baseline_strength": cfg.baseline_strength,
+        "strong_baselines": cfg.strong_baselines,
+        "ease_max_items": cfg.ease_max_items,
+        "bootstrap_seed": cfg.bootstrap_seed,  # the random baseline's seed
+    }
+    made_from = digests([etl.path / "summary.json"])
+    done = check_done(record, wanted, force=cfg.force, inputs=made_from)
+    if done is not None and record.with_suffix(".npz").exists():
+        return done["doc"], _unpack(_load_scored(record.with_suffix(".npz")))
     doc, scored = baselines_of(etl, cfg, interactions)
-    files: dict[str, dict[str, str]] = {"ranking": {}, "retrieval": {}}
-    for kind, by_name in scored.items():
-        for i, (name, s) in enumerate(by_name.items()):
-            files[kind][name] = f"baseline.{kind}.{i}.npz"
-            _save_scored(folder / files[kind][name], s)
-    write_json_atomic(meta, {"key": key, "doc": doc, "scored": files})
+    _save_scored(record.with_suffix(".npz"), _pack(scored))
+    write_json_atomic(record, record_of(wanted, made_from, doc=doc))
     return doc, scored
 
 
+def _pack(scored: dict[str, dict[str, Scored]]) -> Scored:
+    """Every baseline's scores in one Scored, keyed `<kind>|<name>` (one .npz file)."""
+    out = Scored()
+    ranking = {}
+    for kind, by_name in scored.items():
+        for name, s in by_name.items():
+            if s.ranking is not None:
+                ranking[f"{name}|{int(s.probabilities)}"] = s.ranking
+            for variant, v in s.retrieval.items():
+                out.retrieval[f"{kind}|{name}|{variant}"] = v
+    out.extra = ranking
+    return out
+
+
+def _unpack(packed: Scored) -> dict[str, dict[str, Scored]]:
+    out: dict[str, dict[str, Scored]] = {"ranking": {}, "retrieval": {}}
+    for key, probs in packed.extra.items():
+        name, probabilities = key.rsplit("|", 1)
+        out["ranking"][name] = Scored(ranking=probs, probabilities=bool(int(probabilities)))
+    for key, v in packed.retrieval.items():
+        kind, name, variant = key.split("|")
+        out[kind].setdefault(name, Scored()).retrieval[variant] = v
+    return out
+
+
 def _cached_run(
-    run_dir: Path, etl: EtlRun, interactions: Any, folder: Path, force: bool
+    run_dir: Path, etl: EtlRun, interactions: Any, record: Path, force: bool
 ) -> tuple[dict[str, Any], Scored]:
-    key = _digest(CACHE_VERSION, (run_dir / "summary.json").read_bytes())
-    meta, data = folder / f"{run_dir.name}.json", folder / f"{run_dir.name}.npz"
-    if meta.exists() and data.exists() and not force:
-        cached = read_json(meta)
-        if cached.get("key") == key:
-            return cached["result"], _load_scored(data)
+    made_from = {
+        **digests([TrainRunPaths(run_dir).summary]),  # retrained: scored again
+        "cache_version": CACHE_VERSION,
+    }
+    done = check_done(record, {}, force=force, inputs=made_from)
+    if done is not None and record.with_suffix(".npz").exists():
+        return done["result"], _load_scored(record.with_suffix(".npz"))
     result, scored = evaluate_run(run_dir, etl, interactions)
-    _save_scored(data, scored)
-    write_json_atomic(meta, {"key": key, "result": result})
+    _save_scored(record.with_suffix(".npz"), scored)
+    write_json_atomic(record, record_of({}, made_from, result=result))
     return result, scored
 
 
@@ -367,23 +378,23 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         raise MmrecError(f"--bootstrap-samples {cfg.bootstrap_samples}: use at least 10")
     by_etl: dict[str, list[Path]] = {}
     for d in run_dirs:
-        etl_name = read_json(d / "summary.json")["etl_run"]
+        etl_name = read_json(TrainRunPaths(d).summary)["etl_run"]
         if cfg.etl_run and etl_name != cfg.etl_run:
             continue
         by_etl.setdefault(etl_name, []).append(d)
-    out_dir = paths.root / "evaluation"
     written = {}
     for etl_name, dirs in sorted(by_etl.items()):
         etl = load_etl(paths.etl / etl_name)
         interactions = (Interactions.read(etl.train_dir), Interactions.read(etl.valid_dir))
-        folder = cache_dir(paths, etl_name)
         results: dict[str, dict[str, Any]] = {}
         run_scores: dict[str, Scored] = {}
         for d in dirs:
             results[d.name], run_scores[d.name] = _cached_run(
-                d, etl, interactions, folder, cfg.force
+                d, etl, interactions, paths.run_evaluation(d.name), cfg.force
             )
-        base_doc, base_scores = _cached_baselines(etl, cfg, interactions, folder)
+        base_doc, base_scores = _cached_baselines(
+            etl, cfg, interactions, paths.baseline_evaluation(etl_name)
+        )
         doc = {
             "dataset": cfg.dataset,
             "etl_run": etl_name,
@@ -397,7 +408,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             interactions[1], etl.cold_item_ids, cfg.bootstrap_samples, cfg.bootstrap_seed
         )
         _intervals(doc, results, run_scores, base_scores, boot)
-        target = out_dir / f"{etl_name}.json"
+        target = paths.evaluation_of(etl_name)
         write_json_atomic(target, doc)
         written[etl_name] = str(target)
     return {"dataset": cfg.dataset, "evaluations": written, "runs": sum(map(len, by_etl.values()))}

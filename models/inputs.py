@@ -21,14 +21,23 @@ from typing import Any
 
 import numpy as np
 
+from mmrec.contracts import (
+    FLAG_PREFIX,
+    GENRES,
+    ITEM,
+    LABEL,
+    MODALITIES,
+    OOV_ID,
+    RATING,
+    USER,
+    YEAR,
+    EtlRunPaths,
+    embedding_column,
+    read_vocabulary,
+)
 from mmrec.errors import MmrecError
 
-MODALITIES = ("text", "image")
 CONTROLS = ("none", "constant", "shuffled")
-LABEL = "rating_binary"
-USER = "userId"
-ITEM = "movieId"
-RESERVED_IDS = 3  # Categorify: 0 padding, 1 null, 2 out of vocabulary
 
 
 def parse_modalities(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -45,10 +54,6 @@ def modality_label(modalities: Sequence[str]) -> str:
     return "+".join(modalities) if modalities else "none"
 
 
-def embedding_column(modality: str) -> str:
-    return f"{modality}_embedding"
-
-
 @dataclass
 class EtlRun:
     """One ETL output folder, read once: paths, summary, schema, embedding matrices."""
@@ -60,12 +65,16 @@ class EtlRun:
     has: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
+    def files(self) -> EtlRunPaths:
+        return EtlRunPaths(self.path)
+
+    @property
     def train_dir(self) -> Path:
-        return self.path / "train"
+        return self.files.train
 
     @property
     def valid_dir(self) -> Path:
-        return self.path / "valid"
+        return self.files.valid
 
     @property
     def mode(self) -> str:
@@ -82,10 +91,9 @@ class EtlRun:
     def cold_item_ids(self) -> np.ndarray:
         """Encoded ids of the cold movies (from summary.json), empty if the split has none."""
         split = self.summary.get("split", {})
-        for key in ("cold_item_ids_encoded", "cold_movie_ids_encoded"):
-            if split.get(key) is not None:
-                return np.asarray(split[key], dtype=np.int64)
-        raw = split.get("cold_movie_ids") or []
+        if split.get("cold_movie_encoded_ids") is not None:
+            return np.asarray(split["cold_movie_encoded_ids"], dtype=np.int64)
+        raw = split.get("cold_movie_ids") or []  # an ETL run older than the encoded ids
         if not len(raw):
             return np.zeros(0, dtype=np.int64)
         return encode_movie_ids(self.path, np.asarray(raw, dtype=np.int64))
@@ -106,7 +114,7 @@ def resolve_etl_run(etl_root: Path, run: str | None) -> Path:
         if not path.is_dir():
             raise MmrecError(f"ETL run {path} does not exist; run `mmrec etl` first")
         return path
-    runs = sorted(p for p in etl_root.glob("*") if (p / "summary.json").exists())
+    runs = sorted(p for p in etl_root.glob("*") if EtlRunPaths(p).summary.exists())
     if not runs:
         raise MmrecError(f"no finished ETL run under {etl_root}; run `mmrec etl` first")
     if len(runs) > 1:
@@ -120,23 +128,23 @@ def load_etl(path: Path) -> EtlRun:
     from merlin.io import Dataset
 
     path = Path(path)
-    for need in ("summary.json", "train", "valid"):
-        if not (path / need).exists():
-            raise MmrecError(f"ETL run {path} is missing {need}; rerun `mmrec etl`")
+    files = EtlRunPaths(path)
+    for need in (files.summary, files.train, files.valid):
+        if not need.exists():
+            raise MmrecError(f"ETL run {path} is missing {need.name}; rerun `mmrec etl`")
     try:
-        summary = json.loads((path / "summary.json").read_text())
+        summary = json.loads(files.summary.read_text())
     except json.JSONDecodeError as exc:
-        raise MmrecError(f"{path / 'summary.json'} is not valid JSON: {exc}") from exc
-    schema = Dataset(str(path / "train"), engine="parquet", cpu=True).schema
+        raise MmrecError(f"{files.summary} is not valid JSON: {exc}") from exc
+    schema = Dataset(str(files.train), engine="parquet", cpu=True).schema
     for col in (USER, ITEM, LABEL):
         if col not in schema.column_names:
             raise MmrecError(
-                f"{path / 'train'} has no column {col!r} (columns: {schema.column_names})"
+                f"{files.train} has no column {col!r} (columns: {schema.column_names})"
             )
     run = EtlRun(path=path, summary=summary, schema=schema)
-    emb_dir = path / "embeddings"
     for m in MODALITIES:
-        f = emb_dir / f"{m}.npy"
+        f = files.matrix(m)
         if not f.exists():
             continue
         mat = np.load(f, mmap_mode="r")
@@ -147,7 +155,7 @@ def load_etl(path: Path) -> EtlRun:
                 f"{f} has {mat.shape[0]} rows but movieId ids go up to {run.n_items - 1}"
             )
         run.matrices[m] = np.asarray(mat)
-        hf = emb_dir / f"has_{m}.npy"
+        hf = files.flags(m)
         run.has[m] = np.load(hf).astype(bool) if hf.exists() else np.abs(run.matrices[m]).sum(1) > 0
     return run
 
@@ -156,15 +164,14 @@ def encode_movie_ids(etl_path: Path, raw_ids: np.ndarray) -> np.ndarray:
     """Map raw movieIds to Categorify's encoded ids using the ETL's unique-values file."""
     import pandas as pd
 
-    from workflows.etl.embeddings import encoded_movie_ids
-
-    f = etl_path / "categories" / "unique.movieId.parquet"
+    files = EtlRunPaths(etl_path)
+    f = files.vocabulary(ITEM)
     if not f.exists():
-        found = list(etl_path.glob("**/categories/unique.movieId.parquet"))
+        found = list(etl_path.glob(f"**/{f.parent.name}/{f.name}"))
         if not found:
             raise MmrecError(f"{f} not found: cannot encode the cold movie ids of {etl_path}")
-        f = found[0]
-    raw, encoded = encoded_movie_ids(f.parent)
+        files = EtlRunPaths(found[0].parent.parent)
+    raw, encoded = read_vocabulary(files, ITEM)
     enc = pd.Series(encoded, index=raw).reindex(raw_ids).to_numpy()
     return enc[~pd.isna(enc)].astype(np.int64)
 
@@ -215,7 +222,7 @@ def feature_schema(
     cats = [
         c.name
         for c in base.select_by_tag(Tags.CATEGORICAL).excluding_by_tag(Tags.TARGET)
-        if c.name in (USER, ITEM, "genres", "year")
+        if c.name in (USER, ITEM, GENRES, YEAR)
     ]
     cols = [base[c] for c in cats]
     if continuous:
@@ -223,7 +230,7 @@ def feature_schema(
         # (computed out-of-fold on train), so the model must not see those tags
         label_tags = {Tags.TARGET, Tags.BINARY_CLASSIFICATION, Tags.REGRESSION}
         for c in base.select_by_tag(Tags.CONTINUOUS):
-            if c.name in (LABEL, "rating") or c.name.startswith("has_"):
+            if c.name in (LABEL, RATING) or c.name.startswith(FLAG_PREFIX):
                 continue
             if Tags.EMBEDDING in c.tags:
                 continue
@@ -272,7 +279,7 @@ def gather_tables(
         if m not in run.matrices:
             if control != "none":
                 raise MmrecError(
-                    f"control {control!r} needs {run.path}/embeddings/{m}.npy, which is missing"
+                    f"control {control!r} needs {run.files.matrix(m)}, which is missing"
                 )
             continue  # join mode: the column comes from the Parquet as written
         if run.mode == "join" and control == "none":
@@ -339,7 +346,7 @@ class ItemIdDropout:
         x = dict(x)
         ids = x[ITEM]
         drop = self.rng.uniform(tf.shape(ids)) < self.rate
-        x[ITEM] = tf.where(drop, tf.cast(RESERVED_IDS - 1, ids.dtype), ids)
+        x[ITEM] = tf.where(drop, tf.cast(OOV_ID, ids.dtype), ids)
         return x, y
 
     def compute_output_schema(self, input_schema: Any) -> Any:

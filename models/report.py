@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from mmrec.config import ReportConfig
+from mmrec.contracts import DatasetPaths, TrainRunPaths
+from mmrec.done import check_done, digests, record_of
 from mmrec.errors import MmrecError
-from mmrec.io import atomic_path, read_json
-from mmrec.paths import DatasetPaths
+from mmrec.io import atomic_path, read_json, write_json_atomic
 from models import plots
+
+RECORD = "report.json"  # the evaluation documents' digests the report was written from
 
 RANKING_COLS = ("auc", "logloss")
 RETRIEVAL_COLS = ("recall@10", "recall@50", "ndcg@10", "mrr")
@@ -236,7 +239,7 @@ def _section(doc: dict[str, Any], runs_dir: Path, out: Path) -> tuple[list[str],
         )
         histories = {}
         for name in mine:
-            f = runs_dir / name / "history.json"
+            f = TrainRunPaths(runs_dir / name).history
             if f.exists():
                 histories[name] = read_json(f)
         curves = plots.training_curves(
@@ -250,15 +253,14 @@ def _section(doc: dict[str, Any], runs_dir: Path, out: Path) -> tuple[list[str],
 def report(cfg: ReportConfig) -> dict[str, Any]:
     """Write `<out>/report.md` and its PNGs from `<root>/evaluation/*.json`."""
     paths = DatasetPaths.of(cfg.data_dir, cfg.dataset)
-    docs = sorted((paths.root / "evaluation").glob("*.json"))
+    docs = sorted(paths.evaluation.glob("*.json"))
     if not docs:
-        raise MmrecError(
-            f"no evaluation under {paths.root / 'evaluation'}; run `mmrec evaluate` first"
-        )
+        raise MmrecError(f"no evaluation under {paths.evaluation}; run `mmrec evaluate` first")
     out = Path(cfg.out) if cfg.out else paths.root / "report"
     target = out / "report.md"
-    newest = max(d.stat().st_mtime for d in docs)
-    if target.exists() and target.stat().st_mtime >= newest and not cfg.force:
+    record = out / RECORD
+    made_from = digests(docs)  # a new evaluation: written again
+    if target.exists() and check_done(record, {}, force=cfg.force, inputs=made_from) is not None:
         return {
             "markdown": str(target),
             "plots": sorted(map(str, out.glob("*.png"))),
@@ -273,4 +275,5 @@ def report(cfg: ReportConfig) -> dict[str, Any]:
         made += pngs
     with atomic_path(target) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+    write_json_atomic(record, record_of({}, made_from))
     return {"markdown": str(target), "plots": made}

@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mmrec.contracts import EtlRunPaths
 from mmrec.errors import MmrecError
 from mmrec.io import atomic_dir, file_digest, read_json, write_json_atomic
 
@@ -55,7 +56,7 @@ def identity_of(cfg: Any, hp: dict[str, Any], etl_path: Path, mixed_precision: b
     Mixed precision changes the optimizer's variables (loss scaling), so it is part of it too.
     """
     config = {k: jsonable(v) for k, v in dataclasses.asdict(cfg).items() if k != "force"}
-    summary = etl_path / "summary.json"
+    summary = EtlRunPaths(etl_path).summary
     return {
         "format": FORMAT,
         "config": config,

@@ -38,7 +38,7 @@ def ranking_metrics(
 
 def predict_ranking(model: Any, loader: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(labels, probabilities, movie ids) for every row of a non-shuffled loader."""
-    from models.inputs import ITEM
+    from mmrec.contracts import ITEM
 
     labels, probs, items = [], [], []
     for x, y in loader:

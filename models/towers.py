@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from mmrec.contracts import ITEM, USER
 from models.data import Interactions, item_table
-from models.inputs import ITEM, USER, EtlRun, GatherEmbeddings
+from models.inputs import EtlRun, GatherEmbeddings
 from models.metrics import RetrievalAccumulator
 from models.scoring import predict_ranking, ranking_metrics, retrieval_accumulate
 

@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from mmrec.config import TrainConfig
+from mmrec.contracts import DatasetPaths, TrainRunPaths
+from mmrec.done import check_done, parameters_of
 from mmrec.errors import MmrecError
 from mmrec.io import atomic_dir, read_json, write_json_atomic
-from mmrec.paths import DatasetPaths
 from models.inputs import (
     CONTROLS,
     EtlRun,
@@ -144,36 +146,34 @@ def _setup_tf(seed: int, mixed_precision: str) -> dict[str, Any]:
     return {"gpus": len(gpus), "mixed_precision": use_mp}
 
 
-class _RetrievalValidation:
-    """Keras callback factory: recall@10 over all movies on a sample of valid users, per epoch."""
+class _RetrievalValidation(tf.keras.callbacks.Callback):
+    """recall@10 over all movies on a sample of valid users, added to the logs per epoch."""
 
-    @staticmethod
-    def make(model: Any, data: Any, hp: dict[str, Any], cfg: TrainConfig) -> Any:
-        import tensorflow as tf
-
-        from models.towers import retrieval_metrics_of
-
+    def __init__(self, model: Any, data: Any, hp: dict[str, Any], cfg: TrainConfig) -> None:
+        super().__init__()
         rng = np.random.default_rng(cfg.seed)
         users = np.unique(data.valid.positives().users)
         if users.size > cfg.eval_users:
             users = np.sort(rng.choice(users, cfg.eval_users, replace=False))
+        self.two_tower, self.data, self.users = model, data, users
+        self.temperature = hp["temperature"]
+        self.popularity_correction = cfg.popularity_correction
 
-        class Callback(tf.keras.callbacks.Callback):
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                m = retrieval_metrics_of(
-                    model.query_encoder,
-                    model.candidate_encoder,
-                    data,
-                    temperature=hp["temperature"],
-                    popularity_correction=cfg.popularity_correction,
-                    users=users,
-                    cold=False,
-                )["all"]
-                if logs is not None:
-                    logs["val_recall@10"] = m["recall@10"]
-                    logs["val_ndcg@10"] = m["ndcg@10"]
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        from models.towers import retrieval_metrics_of
 
-        return Callback()
+        m = retrieval_metrics_of(
+            self.two_tower.query_encoder,
+            self.two_tower.candidate_encoder,
+            self.data,
+            temperature=self.temperature,
+            popularity_correction=self.popularity_correction,
+            users=self.users,
+            cold=False,
+        )["all"]
+        if logs is not None:
+            logs["val_recall@10"] = m["recall@10"]
+            logs["val_ndcg@10"] = m["ndcg@10"]
 
 
 @dataclasses.dataclass
@@ -228,7 +228,7 @@ def _build_model(
     )
     model.compile(optimizer=tf.keras.optimizers.Adam(hp["learning_rate"]), metrics=[])
     data = RetrievalData(run, _no_label(schema), tables)
-    validation = _RetrievalValidation.make(model, data, hp, cfg)
+    validation = _RetrievalValidation(model, data, hp, cfg)
     return _Built(model, "val_recall@10", [validation], data=data)
 
 
@@ -264,6 +264,34 @@ def _resume_message(name: str, state: EpochState, epochs: int) -> str:
     return f"resuming {name} at epoch {state.epoch + 1} of {epochs}"
 
 
+# Not parameters of a run: where it lives and how to ask for a redo.
+NOT_PARAMETERS = ("data_dir", "force", "run_name")
+
+
+def _finished(cfg: TrainConfig, run: TrainRunPaths, etl_run: str) -> dict[str, Any] | None:
+    """The finished run's summary when its config.json matches `cfg` (mmrec.done's rule)."""
+    if cfg.force or not run.summary.exists():
+        return None
+    if not run.config.exists():  # not written by `mmrec train` (a hand-made run folder)
+        return read_json(run.summary)
+    recorded = read_json(run.config)
+    wanted = parameters_of(
+        cfg,
+        NOT_PARAMETERS,
+        etl_run=etl_run,
+        modalities=list(parse_modalities(cfg.modalities)),
+    )
+    # config.json records the resolved ETL run and modalities, as `wanted` does
+    check_done(
+        run.config,
+        wanted,
+        force=False,
+        recorded={k: recorded[k] for k in wanted if k in recorded},
+        hint=", or choose another --run-name",
+    )
+    return read_json(run.summary)
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train one model; returns the run's summary (paths, best epoch, validation metrics).
 
@@ -277,12 +305,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     etl_path = resolve_etl_run(paths.etl, cfg.etl_run)
     name = run_name_of(cfg, etl_path.name)
     run_dir = paths.runs / name
-    if (run_dir / "summary.json").exists() and not cfg.force:
+    done = _finished(cfg, TrainRunPaths(run_dir), etl_path.name)
+    if done is not None:
         # A crash between publishing and cleaning up leaves a stale in-progress folder.
         shutil.rmtree(progress_dir_of(run_dir), ignore_errors=True)
-        summary = read_json(run_dir / "summary.json")
-        summary["skipped"] = True
-        return summary
+        done["skipped"] = True
+        return done
 
     started = time.time()
     run = load_etl(etl_path)
@@ -423,7 +451,7 @@ def _quiet() -> bool:
 
 def load_run_config(run_dir: Path) -> dict[str, Any]:
     """The config.json of a finished run (evaluate/report read it)."""
-    f = run_dir / "config.json"
+    f = TrainRunPaths(run_dir).config
     if not f.exists():
         raise MmrecError(f"{run_dir} is not a finished training run (no config.json)")
     return read_json(f)

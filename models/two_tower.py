@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.inputs import USER
+from mmrec.contracts import USER
 
 
 def build_two_tower(

@@ -10,106 +10,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from builders import decode, read_split, run, write_inputs
 
-from mmrec.config import EtlConfig
 from mmrec.errors import MmrecError
-from workflows.data.schema import MOVIES, RATINGS
-
-GENRES = ["Action", "Comedy", "Drama", "Horror", "Sci-Fi"]
-
-
-def write_inputs(
-    data_dir: Path,
-    name: str = "tiny",
-    *,
-    users: int = 40,
-    movies: int = 50,
-    ratings: int = 1500,
-    seed: int = 0,
-    dims: dict[str, int] | None = None,
-) -> Path:
-    """ratings/movies (+ feature store when `dims`) in the contract's schemas; return the root."""
-    rng = np.random.default_rng(seed)
-    root = data_dir / name
-    root.mkdir(parents=True, exist_ok=True)
-    movie_ids = np.sort(rng.choice(np.arange(1, 10 * movies), size=movies, replace=False))
-    genres = [list(rng.choice(GENRES, size=rng.integers(0, 3), replace=False)) for _ in movie_ids]
-    years = [None if rng.random() < 0.15 else int(rng.integers(1950, 2020)) for _ in movie_ids]
-    pq.write_table(
-        pa.table(
-            {
-                "movieId": movie_ids.astype(np.int32),
-                "title": [f"Movie {i}" for i in movie_ids],
-                "year": pa.array(years, pa.int16()),
-                "genres": genres,
-            },
-            schema=MOVIES,
-        ),
-        root / "movies.parquet",
-    )
-    rated = movie_ids[: movies - 3]  # a few catalogue movies nobody rated
-    u = rng.integers(1, users + 1, size=ratings).astype(np.int32)
-    m = rng.choice(rated, size=ratings).astype(np.int32)
-    pair = pd.DataFrame({"u": u, "m": m}).drop_duplicates()
-    ts = rng.choice(
-        np.arange(1_000_000_000, 1_000_000_000 + 50 * ratings), size=len(pair), replace=False
-    )
-    r = (rng.integers(1, 11, size=len(pair)) / 2).astype(np.float32)
-    pq.write_table(
-        pa.table(
-            {
-                "userId": pair.u.to_numpy(),
-                "movieId": pair.m.to_numpy(),
-                "rating": r,
-                "timestamp": ts.astype(np.int64),
-            },
-            schema=RATINGS,
-        ),
-        root / "ratings.parquet",
-        row_group_size=400,
-    )
-    if dims:
-        write_store(root, movie_ids, dims, rng)
-    return root
-
-
-def write_store(root: Path, movie_ids: np.ndarray, dims: dict[str, int], rng) -> None:
-    """A feature store: one movie missing entirely, some flagged missing with zero vectors."""
-    ids = movie_ids[1:]
-    cols: dict = {"movieId": pa.array(ids.astype(np.int32))}
-    for mod, d in dims.items():
-        has = (rng.random(ids.size) > 0.2).astype(np.int8)
-        vec = rng.normal(size=(ids.size, d)).astype(np.float32) * has[:, None]
-        cols[f"{mod}_embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), d)
-        cols[f"has_{mod}"] = pa.array(has)
-    pq.write_table(pa.table(cols), root / "feature_store.parquet")
-
-
-def cfg(data_dir: Path, **kw) -> EtlConfig:
-    kw.setdefault("dataset", "tiny")
-    return EtlConfig(data_dir=data_dir, **kw)
-
-
-def run(data_dir: Path, **kw) -> dict:
-    from workflows.etl.stage import run_etl
-
-    return run_etl(cfg(data_dir, **kw))
-
-
-def read_split(run_dir: Path, split: str) -> pd.DataFrame:
-    return pd.read_parquet(sorted((run_dir / split).glob("*.parquet")))
-
-
-def decode(run_dir: Path, frame: pd.DataFrame) -> pd.DataFrame:
-    """Map encoded ids back to raw values through the saved Categorify files."""
-    cats = run_dir / "categories"
-    out = pd.DataFrame(index=frame.index)
-    for col in ("userId", "movieId", "year"):
-        uniq = pd.read_parquet(cats / f"unique.{col}.parquet")[col]
-        out[col] = frame[col].map(uniq)
-    genres = pd.read_parquet(cats / "unique.genres.parquet")["genres"]
-    out["genres"] = [sorted(genres[list(g)]) for g in frame["genres"]]
-    return out
+from workflows.data.schema import RATINGS
 
 
 @pytest.fixture(scope="module")
@@ -224,35 +128,32 @@ def test_rerun_is_a_no_op_unless_forced(tiny: Path, lookup_run) -> None:
 
 
 def test_join_and_lookup_feed_identical_model_inputs(join_run, lookup_run) -> None:
-    from merlin.dataloader.tensorflow import Loader
-    from merlin.io import Dataset
-
-    from workflows.etl.lookup import lookup_transforms
+    """Training's loader (models.inputs) sees the same tensors whether the ETL joined the
+    vectors into the Parquet or left them in id-aligned matrices to gather per batch."""
+    from models.inputs import feature_schema, gather_tables, load_etl, make_loader
 
     _, jdir = join_run
     _, ldir = lookup_run
     assert "image_embedding" in read_split(jdir, "train").columns
     assert "image_embedding" not in read_split(ldir, "train").columns
-    for split in ("train", "valid"):
-        joined = Loader(
-            Dataset(str(jdir / split), engine="parquet", cpu=True), batch_size=97, shuffle=False
-        )
-        looked = Loader(
-            Dataset(str(ldir / split), engine="parquet", cpu=True),
-            batch_size=97,
-            shuffle=False,
-            transforms=lookup_transforms(ldir),
-        )
+    modalities = ("text", "image")
+    joined_run, looked_run = load_etl(jdir), load_etl(ldir)
+    assert (joined_run.mode, looked_run.mode) == ("join", "lookup")
+    for split in ("train_dir", "valid_dir"):
+        loaders = []
+        for etl in (joined_run, looked_run):
+            schema = feature_schema(etl, modalities, continuous=True)
+            tables = gather_tables(etl, modalities, "none", 0)
+            loaders.append(make_loader(getattr(etl, split), schema, tables, 97, shuffle=False))
         batches = 0
-        for (xj, yj), (xl, yl) in zip(joined, looked, strict=True):
+        for (xj, yj), (xl, yl) in zip(*loaders, strict=True):
             assert sorted(xj) == sorted(xl)
-            assert {"image_embedding", "has_image", "text_embedding", "has_text"} <= set(xj)
+            assert {"image_embedding", "text_embedding"} <= set(xj)
             for key in xj:
                 a, b = xj[key].numpy(), xl[key].numpy()
                 assert a.dtype == b.dtype and a.shape == b.shape, key
                 np.testing.assert_array_equal(a, b, err_msg=key)
-            for key in yj:
-                np.testing.assert_array_equal(yj[key].numpy(), yl[key].numpy())
+            np.testing.assert_array_equal(np.asarray(yj), np.asarray(yl))
             batches += 1
         assert batches >= 2
 

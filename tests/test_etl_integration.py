@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from tests.test_etl import read_split, run, write_inputs
+from builders import read_split, run, write_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_export_toy import DATASET, DLRM_RUN, ETL_RUN, TT_RUN, toy_dataset
 
 from mmrec.config import ExportConfig
+from mmrec.errors import MmrecError
+from models.toy import DATASET, DLRM_RUN, ETL_RUN, TT_RUN, toy_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +70,9 @@ def test_rerun_is_a_no_op_unless_forced(dlrm_tf: dict) -> None:
     stamp = (out / "export.json").stat().st_mtime_ns
     again = _export(out, DLRM_RUN, "tensorflow")
     assert again["skipped"] is True and (out / "export.json").stat().st_mtime_ns == stamp
+    with pytest.raises(MmrecError, match="backend: 'tensorflow' -> 'python'"):
+        _export(out, DLRM_RUN, "python")  # other parameters: an error, not a silent redo
+    assert (out / "export.json").stat().st_mtime_ns == stamp
     forced = _export(out, DLRM_RUN, "tensorflow", force=True)
     assert forced["skipped"] is False and (out / "export.json").stat().st_mtime_ns != stamp
 
@@ -98,7 +102,7 @@ def test_two_tower_exports_query_tower_and_every_movie(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from models.export.retrieval import TopKIndex
+    from models.serving.index import TopKIndex
 
     s = _export(tmp_path / "tt", TT_RUN, "python")
     assert s["kind"] == "two-tower"

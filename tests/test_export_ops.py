@@ -73,7 +73,7 @@ def test_batch_guard_rejects_empty_oversized_and_uneven_batches() -> None:
 
 
 def test_topk_index_matches_a_full_sort(tmp_path: Path) -> None:
-    from models.export.retrieval import TopKIndex
+    from models.serving.index import TopKIndex
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((50, 4)).astype(np.float32)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_export_toy import DATASET, DLRM_RUN, sample_rows, toy_dataset
 
 from mmrec.config import ExportConfig
+from models.toy import DATASET, DLRM_RUN, sample_rows, toy_dataset
 
 # Not marked slow: CI must start the real server at least once (issue: served == in-process).
 

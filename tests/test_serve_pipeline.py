@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_train import write_dataset
+from builders import make_train_tiny
 
-from mmrec.config import EtlConfig, ExportConfig, TrainConfig
+from mmrec.config import ExportConfig, TrainConfig
 
 pytestmark = pytest.mark.slow
 
@@ -26,20 +26,8 @@ ETL_RUN = "cold-items-lookup"
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from models.export.ensemble import export
     from models.train import train
-    from workflows.etl.stage import run_etl
 
-    data_dir = tmp_path_factory.mktemp("pipeline")
-    write_dataset(data_dir / "tiny")
-    run_etl(
-        EtlConfig(
-            dataset="tiny",
-            data_dir=data_dir,
-            split="cold-items",
-            cold_fraction=0.15,
-            embeddings="lookup",
-            seed=1,
-        )
-    )
+    data_dir = make_train_tiny(tmp_path_factory.mktemp("pipeline"), modes=("lookup",))
     common = {"dataset": "tiny", "data_dir": data_dir, "etl_run": ETL_RUN, "batch_size": 256}
     dlrm = train(TrainConfig(model="dlrm", modalities=("text",), epochs=1, **common))
     tt = train(TrainConfig(model="two-tower", modalities=("text", "image"), epochs=1, **common))

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_export_toy import DATASET, TT_RUN, toy_dataset
 
 from mmrec.config import ExportConfig
+from models.toy import DATASET, TT_RUN, toy_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +57,8 @@ def test_query_vectors_equal_the_in_process_tower(exported: dict, server) -> Non
 
 
 def test_candidates_are_the_exact_top_k(exported: dict, server) -> None:
-    from models.export.retrieval import TopKIndex
     from models.serving.client import Retriever, ScoringClient
+    from models.serving.index import TopKIndex
 
     retriever = Retriever(exported["path"], server.grpc_url, "grpc")
     ids, scores = retriever.candidates(_users(), k=10)

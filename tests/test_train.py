@@ -6,86 +6,16 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from builders import make_train_tiny
 
-from mmrec.config import EtlConfig, EvaluateConfig, ReportConfig, TrainConfig
+from mmrec.config import EvaluateConfig, ReportConfig, TrainConfig
 from mmrec.errors import MmrecError
-from workflows.data.schema import MOVIES, RATINGS
-
-DIMS = {"text": 6, "image": 4}
-
-
-def write_dataset(root: Path, users: int = 60, movies: int = 80, seed: int = 0) -> None:
-    """Ratings driven by a hidden movie factor that the text vectors carry (and image does not)."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    ids = np.arange(1, movies + 1, dtype=np.int32) * 3
-    factor = rng.normal(size=(movies, 3))
-    taste = rng.normal(size=(users, 3))
-    pq.write_table(
-        pa.table(
-            {
-                "movieId": ids,
-                "title": [f"Movie {i}" for i in ids],
-                "year": pa.array(rng.integers(1960, 2020, movies), pa.int16()),
-                "genres": [["Drama"] if f[0] > 0 else ["Comedy"] for f in factor],
-            },
-            schema=MOVIES,
-        ),
-        root / "movies.parquet",
-    )
-    u = rng.integers(0, users, 4000)
-    m = rng.integers(0, movies, 4000)
-    keep = np.unique(u * movies + m, return_index=True)[1]
-    u, m = u[keep], m[keep]
-    signal = (taste[u] * factor[m]).sum(1) + rng.normal(scale=0.3, size=u.size)
-    rating = np.where(signal > 0, 4.5, 2.0).astype(np.float32)
-    pq.write_table(
-        pa.table(
-            {
-                "userId": (u + 1).astype(np.int32),
-                "movieId": ids[m],
-                "rating": rating,
-                "timestamp": np.arange(u.size, dtype=np.int64),
-            },
-            schema=RATINGS,
-        ),
-        root / "ratings.parquet",
-    )
-    cols: dict = {"movieId": pa.array(ids)}
-    for mod, d in DIMS.items():
-        has = np.ones(movies, np.int8)
-        has[:3] = 0
-        if mod == "text":
-            vec = factor @ rng.normal(size=(3, d)) + rng.normal(scale=0.05, size=(movies, d))
-        else:
-            vec = rng.normal(size=(movies, d))
-        vec = (vec * has[:, None]).astype(np.float32)
-        cols[f"{mod}_embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), d)
-        cols[f"has_{mod}"] = pa.array(has)
-    pq.write_table(pa.table(cols), root / "feature_store.parquet")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    from workflows.etl.stage import run_etl
-
-    data_dir = tmp_path_factory.mktemp("train")
-    write_dataset(data_dir / "tiny")
-    for mode in ("lookup", "join"):
-        run_etl(
-            EtlConfig(
-                dataset="tiny",
-                data_dir=data_dir,
-                split="cold-items",
-                cold_fraction=0.15,
-                embeddings=mode,
-                seed=1,
-            )
-        )
-    return data_dir
+    return make_train_tiny(tmp_path_factory.mktemp("train"))
 
 
 def tcfg(data_dir: Path, **kw) -> TrainConfig:
@@ -124,6 +54,9 @@ def test_train_evaluate_report_end_to_end(tiny: Path) -> None:
     assert len(history["val_auc"]) == dlrm["epochs_run"]
 
     assert train(tcfg(tiny, model="dlrm", modalities=("text",)))["skipped"] is True
+    # other parameters under the same (default) run name: an error naming them, not the old run
+    with pytest.raises(MmrecError, match=r"learning_rate: None -> 0\.01"):
+        train(tcfg(tiny, model="dlrm", modalities=("text",), learning_rate=0.01))
 
     ev = evaluate(EvaluateConfig(dataset="tiny", data_dir=tiny, etl_run="cold-items-lookup"))
     doc = json.loads(Path(ev["evaluations"]["cold-items-lookup"]).read_text())
@@ -133,6 +66,12 @@ def test_train_evaluate_report_end_to_end(tiny: Path) -> None:
         assert reloaded[group]["logloss"] == pytest.approx(ranking[group]["logloss"], abs=1e-6)
     tt_reloaded = doc["runs"][tt["run"]]["metrics"]["retrieval"]["all"]
     assert tt_reloaded["recall@10"] == pytest.approx(retrieval["all"]["recall@10"], abs=1e-9)
+    # per-run scores are cached beside the evaluation, never inside the published run folder
+    cache = tiny / "tiny" / "evaluation" / "runs" / f"{dlrm['run']}.json"
+    assert cache.is_file() and not (run_dir / "evaluation.json").exists()
+    stamp = cache.stat().st_mtime_ns
+    evaluate(EvaluateConfig(dataset="tiny", data_dir=tiny, etl_run="cold-items-lookup"))
+    assert cache.stat().st_mtime_ns == stamp  # same run: read back, not scored again
     base = doc["baselines"]
     assert {"user_rate", "movie_rate", "user_movie_rate", "lightgbm"} <= set(base["ranking"])
     assert {"lightgbm+text+image", "text knn", "image knn"} <= set(base["ranking"])
@@ -147,8 +86,9 @@ def test_train_evaluate_report_end_to_end(tiny: Path) -> None:
     assert doc["versus_baselines"]["ranking"][0]["versus"] == "baseline lightgbm"
     # evaluation lives outside the published run folders, and a rerun reuses its cache
     assert not (run_dir / "evaluation.json").exists()
-    cache = tiny / "tiny" / "evaluation" / "cache" / "cold-items-lookup"
+    cache = tiny / "tiny" / "evaluation" / "runs"
     assert (cache / f"{dlrm['run']}.npz").exists()
+    assert (tiny / "tiny" / "evaluation" / "baselines" / "cold-items-lookup.npz").exists()
     stamp = (cache / f"{dlrm['run']}.npz").stat().st_mtime_ns
     again = evaluate(EvaluateConfig(dataset="tiny", data_dir=tiny, etl_run="cold-items-lookup"))
     assert (cache / f"{dlrm['run']}.npz").stat().st_mtime_ns == stamp
@@ -161,6 +101,7 @@ def test_train_evaluate_report_end_to_end(tiny: Path) -> None:
     assert len(rep["plots"]) == 4
     for png in rep["plots"]:
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report(ReportConfig(dataset="tiny", data_dir=tiny)).get("skipped") is True
 
 
 def test_saved_dlrm_reloads_and_predicts_identically(tiny: Path, tmp_path: Path) -> None:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import make_train_tiny
 
 from mmrec.cli import main
 from models.resume import progress_dir_of
-from tests.test_train import tiny  # noqa: F401  (the tiny ETL fixture, one per module)
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 8
@@ -33,6 +33,11 @@ COMMON = ["--dataset", "tiny", "--etl-run", "cold-items-lookup", "--modalities",
 COMMON += ["--batch-size", "64", "--lr", "0.03", "--mixed-precision", "off"]
 COMMON += ["--patience", str(EPOCHS)]
 KILL_AT = 2  # finished epochs in the in-progress folder before SIGKILL
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_train_tiny(tmp_path_factory.mktemp("train"))
 
 
 def argv(data_dir: Path, model: str, *extra: str) -> list[str]:
@@ -98,7 +103,7 @@ def put_back(data_dir: Path, model: str, snapshot: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def killed_dlrm(tiny: Path, tmp_path_factory) -> tuple[Path, dict]:  # noqa: F811
+def killed_dlrm(tiny: Path, tmp_path_factory) -> tuple[Path, dict]:
     snapshot = tmp_path_factory.mktemp("killed") / "dlrm"
     return snapshot, kill_when(tiny, "dlrm", snapshot, lambda s: s["epoch"] >= KILL_AT)
 
@@ -135,7 +140,7 @@ def check_resumed_history(summary: dict, history: dict, killed: dict) -> None:
 
 # not slow: the default run (and CI) must see one real SIGKILL and resume
 def test_killed_dlrm_run_resumes_at_its_last_epoch(
-    tiny: Path,  # noqa: F811
+    tiny: Path,
     killed_dlrm: tuple[Path, dict],
     capsys: pytest.CaptureFixture,
 ) -> None:
@@ -182,7 +187,7 @@ def test_killed_dlrm_run_resumes_at_its_last_epoch(
 
 @pytest.mark.slow
 def test_changed_config_or_force_starts_over(
-    tiny: Path,  # noqa: F811
+    tiny: Path,
     killed_dlrm: tuple[Path, dict],
     capsys: pytest.CaptureFixture,
 ) -> None:
@@ -211,7 +216,7 @@ def test_changed_config_or_force_starts_over(
 
 @pytest.mark.slow
 def test_corrupt_state_fails_naming_the_file(
-    tiny: Path,  # noqa: F811
+    tiny: Path,
     killed_dlrm: tuple[Path, dict],
     capsys: pytest.CaptureFixture,
 ) -> None:
@@ -236,7 +241,7 @@ def test_corrupt_state_fails_naming_the_file(
 
 @pytest.mark.slow
 def test_killed_two_tower_run_resumes_with_its_best_recall(
-    tiny: Path,  # noqa: F811
+    tiny: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture,
 ) -> None:
@@ -261,7 +266,7 @@ def test_killed_two_tower_run_resumes_with_its_best_recall(
 
 @pytest.mark.slow
 def test_run_killed_after_early_stopping_publishes_its_best_epoch(
-    tiny: Path,  # noqa: F811
+    tiny: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture,
 ) -> None:

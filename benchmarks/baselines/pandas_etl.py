@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.baselines.common import SEED, THRESHOLD, VALID_FRACTION, encoded_movies
+from mmrec.contracts import FIRST_ID, OOV_ID
 
 
 def run(root: Path, out: Path) -> dict[str, int]:
@@ -19,7 +20,7 @@ def run(root: Path, out: Path) -> dict[str, int]:
     users = ratings["userId"].to_numpy()
     train_users = np.unique(users[~is_valid])
     pos = np.searchsorted(train_users, users).clip(max=len(train_users) - 1)
-    user_code = np.where(train_users[pos] == users, pos + 3, 2)
+    user_code = np.where(train_users[pos] == users, pos + FIRST_ID, OOV_ID)
     idx = np.searchsorted(movies["movieId"].to_numpy(), ratings["movieId"].to_numpy())
     genres = movies["genres"].to_numpy()[idx]
     frame = pd.DataFrame(

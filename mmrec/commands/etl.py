@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 
 from mmrec.commands import RAW, add_data_dir, add_force, data_dir_of, examples
 from mmrec.config import EtlConfig
+from mmrec.runtime import skip_tensorflow
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -127,11 +126,3 @@ def _etl(args: argparse.Namespace) -> int:
     print(f"{s['dataset']}: {status} -> {s['path']} ({rows}; bad rows dropped: {dropped:,})")
     print(json.dumps({"cardinalities": s["cardinalities"], "timings_s": s["timings_s"]}))
     return 0
-
-
-def skip_tensorflow() -> None:
-    """Keep TensorFlow out of this process: Merlin imports it only to register dtype mappings
-    the ETL never uses, and that import is most of the command's start-up time (3-18 s here).
-    MMREC_ETL_TENSORFLOW=1 turns this off."""
-    if "tensorflow" not in sys.modules and os.environ.get("MMREC_ETL_TENSORFLOW") != "1":
-        sys.modules["tensorflow"] = None  # makes `import tensorflow` raise ImportError

@@ -17,17 +17,17 @@ from merlin.dag import BaseOperator, ColumnSelector, DataFormats
 from merlin.schema import ColumnSchema, Schema, Tags
 from merlin.table import TensorTable
 
-OOV_INDEX = 2  # Categorify's out-of-vocabulary id; its matrix rows are zeros
+from mmrec.contracts import ITEM, gather_rows
 
 
 class EmbeddingLookup(BaseOperator):
     """Append one gathered column per matrix to the workflow's output, keyed by `id_column`.
 
     Ids outside a matrix (a category added after the matrix was written) take the OOV row, as
-    an unknown raw id does, instead of failing the request.
+    an unknown raw id does, instead of failing the request (`mmrec.contracts.gather_rows`).
     """
 
-    def __init__(self, tables: dict[str, np.ndarray], id_column: str = "movieId") -> None:
+    def __init__(self, tables: dict[str, np.ndarray], id_column: str = ITEM) -> None:
         super().__init__()
         if not tables:
             raise ValueError("EmbeddingLookup needs at least one table")
@@ -59,11 +59,10 @@ class EmbeddingLookup(BaseOperator):
         self.tables = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in self.specs}
 
     def transform(self, col_selector: ColumnSelector, transformable: TensorTable) -> TensorTable:
-        ids = np.asarray(transformable[self.id_column].values).reshape(-1).astype(np.int64)
+        ids = np.asarray(transformable[self.id_column].values)
         out = {name: transformable[name] for name in transformable.columns}
         for name, table in self.tables.items():
-            idx = np.where((ids >= 0) & (ids < table.shape[0]), ids, OOV_INDEX)
-            out[name] = np.take(table, idx, axis=0)
+            out[name] = gather_rows(table, ids)
         return TensorTable(out)
 
     def compute_selector(

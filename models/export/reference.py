@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from models.export.inputs import item_id_column, model_inputs, serving_inputs
+
 
 class InProcessScorer:
     """Raw rows -> scores without Triton, from an ETL folder and a SavedModel folder."""
@@ -30,8 +32,6 @@ class InProcessScorer:
         import tensorflow as tf
         from merlin.systems.dag.ops.tensorflow import PredictTensorflow
 
-        from models.export.ensemble import _item_id_column, serving_inputs
-
         self._tf = tf
         self.model = tf.keras.models.load_model(str(model_dir), compile=False)
         signature = PredictTensorflow(str(model_dir))
@@ -40,7 +40,7 @@ class InProcessScorer:
         self.workflow, self.tables = serving_inputs(
             Path(etl_dir), self.input_schema, control=control, seed=seed
         )
-        self.id_column = _item_id_column(self.workflow)
+        self.id_column = item_id_column(self.workflow)
 
     @property
     def raw_columns(self) -> list[str]:
@@ -82,32 +82,3 @@ class InProcessScorer:
     def score(self, rows: Any) -> np.ndarray:
         """One float score per row, as ScoringClient.score returns it from Triton."""
         return self.predict(rows).reshape(-1)
-
-
-def model_inputs(
-    encoded: Any,
-    input_schema: Any,
-    tables: dict[str, np.ndarray],
-    id_column: str,
-    offsets_dtypes: dict[str, Any] | None = None,
-) -> dict[str, np.ndarray]:
-    """Encoded rows (pandas) -> the arrays a Merlin Models SavedModel takes, lists as values/offsets."""
-    feed: dict[str, np.ndarray] = {}
-    for spec in input_schema:
-        name = spec.name
-        if name in tables:
-            table = tables[name]
-            ids = encoded[id_column].to_numpy().astype(np.int64)
-            ids = np.where((ids >= 0) & (ids < table.shape[0]), ids, 2)
-            feed[name] = np.take(table, ids, axis=0)
-        elif spec.is_list and spec.is_ragged:
-            lists = encoded[name].tolist()
-            lengths = np.array([len(v) for v in lists], dtype=np.int64)
-            offsets = np.concatenate([[0], np.cumsum(lengths)])
-            values = np.concatenate([np.asarray(v) for v in lists]) if lists else np.array([])
-            feed[f"{name}__values"] = np.asarray(values, dtype=spec.dtype.to_numpy)
-            key = f"{name}__offsets"
-            feed[key] = offsets.astype((offsets_dtypes or {}).get(key, np.int32))
-        else:
-            feed[name] = np.stack(encoded[name].to_numpy()).astype(spec.dtype.to_numpy)
-    return feed

@@ -9,24 +9,22 @@ FAISS is used to write an extra index file only when it is installed.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mmrec.contracts import FIRST_ID, ITEM, OOV_ID, DatasetPaths, TrainRunPaths
 from mmrec.errors import MmrecError
-
-OOV_INDEX = 2
-FIRST_REAL_ID = 3  # Categorify: 0 padding, 1 null, 2 out of vocabulary
+from models.export.inputs import item_id_column, model_inputs, serving_inputs
+from models.export.triton import export_ensemble
+from models.serving.index import TopKIndex
 
 
 def export_two_tower(sources: dict[str, Any], out: Path, cfg: Any) -> dict[str, Any]:
     """Write `out/triton` (query tower ensemble) and `out/retrieval` (items + index)."""
     import merlin.models.tf  # noqa: F401
     from merlin.systems.dag.ops.tensorflow import PredictTensorflow
-
-    from models.export.ensemble import export_ensemble
 
     retrieval = out / "retrieval"
     towers = _towers(sources, retrieval)
@@ -51,9 +49,11 @@ def _towers(sources: dict[str, Any], retrieval: Path) -> dict[str, Path]:
     import tensorflow as tf
 
     run_dir = sources.get("run_dir")
-    own = {"query_tower": "query_tower", "candidate_tower": "item_tower"}
-    if run_dir is not None and all((run_dir / d / "saved_model.pb").exists() for d in own.values()):
-        return {name: run_dir / d for name, d in own.items()}
+    if run_dir is not None:
+        run = TrainRunPaths(run_dir)
+        own = {"query_tower": run.query_tower, "candidate_tower": run.item_tower}
+        if all((d / "saved_model.pb").exists() for d in own.values()):
+            return own
     model = tf.keras.models.load_model(str(sources["model_dir"]), compile=False)
     if not hasattr(model, "query_encoder"):
         raise MmrecError(f"{sources['model_dir']}: not a two-tower model (no query encoder)")
@@ -72,19 +72,17 @@ def _one_row(schema: Any) -> dict[str, Any]:
     for col in schema:
         dtype = col.dtype.to_numpy
         if col.is_list and col.is_ragged:
-            feed[f"{col.name}__values"] = tf.constant([OOV_INDEX], dtype=dtype)
+            feed[f"{col.name}__values"] = tf.constant([OOV_ID], dtype=dtype)
             feed[f"{col.name}__offsets"] = tf.constant([0, 1], dtype=tf.int32)
         elif col.is_list:
             inner = [d.max or 1 for d in col.shape.dims[1:]]
             feed[col.name] = tf.zeros([1, *inner], dtype=dtype)
         else:
-            feed[col.name] = tf.constant([OOV_INDEX], dtype=dtype)
+            feed[col.name] = tf.constant([OOV_ID], dtype=dtype)
     return feed
 
 
 def _movies_path(cfg: Any, sources: dict[str, Any]) -> Path:
-    from mmrec.paths import DatasetPaths
-
     path = Path(cfg.movies) if getattr(cfg, "movies", None) else None
     path = path or DatasetPaths.of(cfg.data_dir, cfg.dataset).movies
     if not path.exists():
@@ -101,9 +99,6 @@ def item_embeddings(
     from merlin.io import Dataset
     from merlin.systems.dag.ops.tensorflow import PredictTensorflow
 
-    from models.export.ensemble import _item_id_column, serving_inputs
-    from models.export.reference import model_inputs
-
     etl_dir = Path(sources["etl_dir"])
     schema = PredictTensorflow(str(candidate_dir)).input_schema
     wf, tables = serving_inputs(
@@ -113,7 +108,7 @@ def item_embeddings(
     missing = [c for c in wf.input_schema.column_names if c not in table.columns]
     if missing:
         raise MmrecError(f"{movies}: lacks column(s) {missing} the item workflow needs")
-    raw = table[wf.input_schema.column_names].drop_duplicates("movieId").reset_index(drop=True)
+    raw = table[wf.input_schema.column_names].drop_duplicates(ITEM).reset_index(drop=True)
     for col in raw.columns:
         if raw[col].isna().any() and pd.api.types.is_numeric_dtype(raw[col]):
             raw[col] = raw[col].fillna(0)  # a missing year: out of vocabulary, as when served
@@ -123,7 +118,7 @@ def item_embeddings(
     encoded = wf.transform(Dataset(raw, cpu=True)).to_ddf().compute().reset_index(drop=True)
     tower = tf.saved_model.load(str(candidate_dir)).signatures["serving_default"]
     specs = tower.structured_input_signature[1]  # e.g. list offsets as int64, whatever we hold
-    item_id = _item_id_column(wf)
+    item_id = item_id_column(wf)
     vectors = []
     for start in range(0, len(encoded), 4096):
         part = encoded.iloc[start : start + 4096].reset_index(drop=True)
@@ -132,9 +127,9 @@ def item_embeddings(
         vectors.append(np.asarray(next(iter(result.values()))))
     codes = encoded[item_id].to_numpy().astype(np.int64)
     return {
-        "movieId": raw["movieId"].to_numpy().astype(np.int32),
+        "movieId": raw[ITEM].to_numpy().astype(np.int32),
         "item_index": codes,
-        "known": codes >= FIRST_REAL_ID,
+        "known": codes >= FIRST_ID,
         "embedding": np.concatenate(vectors).astype(np.float32),
     }
 
@@ -163,7 +158,8 @@ def _scoring(items: dict[str, np.ndarray], sources: dict[str, Any]) -> dict[str,
     cfg = sources.get("train_config") or {}
     temperature = float((cfg.get("resolved") or {}).get("temperature") or 1.0)
     bias = None
-    pop_path = sources["run_dir"] / "item_log_popularity.npy" if sources.get("run_dir") else None
+    run_dir = sources.get("run_dir")
+    pop_path = TrainRunPaths(run_dir).item_log_popularity if run_dir else None
     if cfg.get("popularity_correction") and pop_path is not None and pop_path.exists():
         pop = np.load(pop_path).astype(np.float32)
         idx = items["item_index"]
@@ -182,65 +178,3 @@ def _write_faiss(vectors: np.ndarray, folder: Path) -> str | None:
     path = folder / "index" / "faiss.index"
     faiss.write_index(index, str(path))
     return str(path)
-
-
-class TopKIndex:
-    """Exact maximum-inner-product search over item vectors: one matrix product per batch."""
-
-    def __init__(
-        self,
-        vectors: np.ndarray,
-        ids: np.ndarray,
-        temperature: float = 1.0,
-        bias: np.ndarray | None = None,
-    ) -> None:
-        if vectors.ndim != 2 or len(vectors) != len(ids):
-            raise MmrecError(
-                f"index needs [n, d] vectors and n ids, got {vectors.shape}, {len(ids)}"
-            )
-        self.vectors = np.asarray(vectors, dtype=np.float32)
-        self.ids = np.asarray(ids)
-        self.temperature = float(temperature)
-        self.bias = None if bias is None else np.asarray(bias, dtype=np.float32)
-
-    def save(self, folder: str | os.PathLike[str]) -> None:
-        from mmrec.io import atomic_path, write_json_atomic
-
-        arrays = {"vectors.npy": self.vectors, "ids.npy": self.ids}
-        if self.bias is not None:
-            arrays["bias.npy"] = self.bias
-        for name, array in arrays.items():
-            with atomic_path(Path(folder) / name) as tmp, open(tmp, "wb") as f:
-                np.save(f, array)
-        write_json_atomic(Path(folder) / "index.json", {"temperature": self.temperature})
-
-    @classmethod
-    def load(cls, folder: str | os.PathLike[str]) -> TopKIndex:
-        from mmrec.io import read_json
-
-        folder = Path(folder)
-        if not (folder / "vectors.npy").exists():
-            raise MmrecError(f"no top-k index in {folder} (expected vectors.npy and ids.npy)")
-        bias = np.load(folder / "bias.npy") if (folder / "bias.npy").exists() else None
-        meta = read_json(folder / "index.json") if (folder / "index.json").exists() else {}
-        return cls(
-            np.load(folder / "vectors.npy"),
-            np.load(folder / "ids.npy"),
-            temperature=meta.get("temperature", 1.0),
-            bias=bias,
-        )
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top k ids and scores per query row, best first."""
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        if queries.shape[1] != self.vectors.shape[1]:
-            raise MmrecError(f"query dim {queries.shape[1]} != item dim {self.vectors.shape[1]}")
-        k = max(1, min(int(k), len(self.ids)))
-        scores = (queries @ self.vectors.T) / self.temperature
-        if self.bias is not None:
-            scores = scores + self.bias
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        return self.ids[top], np.take_along_axis(top_scores, order, axis=1)

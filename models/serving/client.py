@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from mmrec.contracts import ENTRY_MODEL
 from mmrec.errors import MmrecError
 
-ENTRY_MODEL = "executor_model"
 PROTOCOLS = ("http", "grpc")
 
 _NP_OF_TRITON = {
@@ -119,7 +119,7 @@ class Retriever:
     """Two-tower candidates: the query vector from Triton, the top k from the exported index."""
 
     def __init__(self, export_dir: str | Path, url: str, protocol: str = "http") -> None:
-        from models.export.retrieval import TopKIndex
+        from models.serving.index import TopKIndex
 
         self.index = TopKIndex.load(Path(export_dir) / "retrieval" / "index")
         self.client = ScoringClient(url, protocol)

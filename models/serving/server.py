@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from mmrec.config import ServeConfig
+from mmrec.contracts import ENTRY_MODEL
 from mmrec.errors import MmrecError
 from mmrec.io import atomic_dir
 
-ENTRY_MODEL = "executor_model"
 LOG_TAIL_LINES = 60
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from feature_builders import config, make_dataset, matrix
 
 from mmrec.config import FeaturesConfig
 from mmrec.errors import MmrecError
@@ -19,21 +20,6 @@ from workflows.features.extract import extract_features
 pytestmark = pytest.mark.features
 
 
-def config(data_dir: Path, **kw) -> FeaturesConfig:
-    base = dict(
-        dataset="tiny",
-        data_dir=data_dir,
-        image_model="mobilenet_v3_small",
-        text_model="minilm",
-        random_init=("image",),
-        batch_size=2,
-        num_workers=0,
-        shard_size=3,
-    )
-    base.update(kw)
-    return FeaturesConfig(**base)
-
-
 def read(path: Path) -> tuple[pa.Table, dict]:
     table = pq.read_table(path)
     return table, json.loads(table.schema.metadata[b"mmrec"])
@@ -42,17 +28,10 @@ def read(path: Path) -> tuple[pa.Table, dict]:
 @pytest.fixture(scope="module")
 def done(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One uninterrupted run on a fresh tiny dataset, shared by the tests that only read it."""
-    from conftest import make_dataset
-
     data_dir = tmp_path_factory.mktemp("done")
     make_dataset(data_dir)
     extract_features(config(data_dir))
     return data_dir
-
-
-def matrix(table: pa.Table, column: str = "embedding") -> np.ndarray:
-    col = table.column(column).combine_chunks()
-    return col.flatten().to_numpy().reshape(len(table), col.type.list_size)
 
 
 def test_outputs_dims_dtypes_flags_and_fallbacks(done: Path) -> None:

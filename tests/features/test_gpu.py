@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from test_extract import config, matrix
+from feature_builders import config, make_dataset, matrix
 
 from mmrec.paths import DatasetPaths
 from workflows.features.extract import extract_features
@@ -26,8 +26,6 @@ def _vectors(data_dir: Path, modality: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_cuda_embeddings_match_cpu(tmp_path: Path) -> None:
-    from conftest import make_dataset
-
     cpu_dir, gpu_dir = tmp_path / "cpu", tmp_path / "gpu"
     make_dataset(cpu_dir)
     shutil.copytree(cpu_dir, gpu_dir)

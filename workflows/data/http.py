@@ -3,21 +3,23 @@
 Bytes go to `<dest>.part` as they arrive, so an interrupted transfer (a dropped connection, a
 timeout, Ctrl-C) resumes from where it stopped with an HTTP Range request, on the next attempt
 or the next run. A server that ignores Range (answers 200) is handled by starting over.
-Connection errors, timeouts, short bodies and 5xx answers are retried with exponential backoff;
-other 4xx answers fail at once, since retrying cannot fix them.
+Connection errors, timeouts, short bodies and 5xx answers are retried with exponential backoff
+(the project's one retry policy, mmrec.retry); other 4xx answers fail at once, since retrying
+cannot fix them.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from mmrec.errors import MmrecError
 from mmrec.progress import progress
+from mmrec.retry import RetryPolicy, retrying
+from mmrec.retry import Transient as _Transient
 
 if TYPE_CHECKING:
     import requests
@@ -27,10 +29,6 @@ CHUNK_BYTES = 1 << 20
 MAX_BACKOFF_S = 60.0
 _RETRY_STATUS = frozenset({408, 425, 429})
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-
-
-class _Transient(Exception):
-    """A failure worth retrying (the next attempt resumes from the partial file)."""
 
 
 def part_path(dest: Path) -> Path:
@@ -96,25 +94,31 @@ def fetch_text(
 
 
 def _with_retries(fn: Callable[[], T], what: str, retries: int, backoff_s: float) -> T:
+    """`fn` under the retry policy; each attempt of a download resumes the partial file."""
     import requests
 
+    invalid = (
+        requests.exceptions.InvalidURL,
+        requests.exceptions.MissingSchema,
+        requests.exceptions.InvalidSchema,
+    )
+
+    def transient(exc: BaseException) -> bool:
+        return isinstance(exc, _Transient | requests.RequestException) and not isinstance(
+            exc, invalid
+        )
+
     attempts = max(1, int(retries))
-    last: BaseException | None = None
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-        ) as exc:
-            raise MmrecError(f"{what}: invalid URL ({exc})") from exc
-        except (_Transient, requests.RequestException) as exc:
-            last = exc
-            if attempt + 1 < attempts:
-                time.sleep(min(backoff_s * 2**attempt, MAX_BACKOFF_S))
-    plural = "attempt" if attempts == 1 else "attempts"
-    raise MmrecError(f"{what} failed after {attempts} {plural}: {_short(last)}") from last
+    policy = RetryPolicy(
+        attempts=attempts, backoff_s=backoff_s, max_backoff_s=MAX_BACKOFF_S, jitter=False
+    )
+    try:
+        return retrying(fn, policy, is_transient=transient)
+    except invalid as exc:
+        raise MmrecError(f"{what}: invalid URL ({exc})") from exc
+    except (_Transient, requests.RequestException) as exc:
+        plural = "attempt" if attempts == 1 else "attempts"
+        raise MmrecError(f"{what} failed after {attempts} {plural}: {_short(exc)}") from exc
 
 
 def _attempt(session: requests.Session, url: str, part: Path, timeout_s: float, desc: str) -> int:

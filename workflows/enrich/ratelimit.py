@@ -2,7 +2,8 @@
 
 Metadata APIs throttle (TMDB answers 429 with Retry-After) and fail transiently (timeouts, 5xx), so
 every request waits for a token from one bucket shared by all worker threads, and transient
-failures are retried with exponential backoff; a 429 pauses the whole bucket, not just one thread.
+failures are retried by the project's one retry policy (mmrec.retry); a 429 pauses the whole
+bucket, not just one thread.
 API keys travel in URLs, and requests/urllib3 put URLs into exception messages and debug logs, so
 every reason string leaving this module is redacted, and urllib3's loggers are filtered while a
 client is open.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import random
 import re
 import threading
 import time
@@ -20,15 +20,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from mmrec.retry import Cancelled, RetryPolicy, Transient, retrying
+from mmrec.retry import check as _check
+from mmrec.retry import sleep as _sleep
+
 T = TypeVar("T")
+__all__ = ["Cancelled", "FetchError", "HttpClient", "RetryPolicy", "TokenBucket", "retry_call"]
 
 REDACTED = "***"
 # The loggers that print request URLs (with their query strings) at DEBUG/WARNING level.
 _URL_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection")
-
-
-class Cancelled(Exception):
-    """The run is stopping (Ctrl-C or a fatal error elsewhere): abandon this movie quietly."""
 
 
 class FetchError(Exception):
@@ -76,23 +77,6 @@ class TokenBucket:
             self._next = max(self._next, time.monotonic() + seconds)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry. `attempts` counts the first try."""
-
-    attempts: int = 5
-    backoff_s: float = 0.5
-    max_backoff_s: float = 30.0
-    max_retry_after_s: float = 120.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after_s)
-        base = self.backoff_s * (2 ** (attempt - 1))
-        return min(base, self.max_backoff_s) * random.uniform(0.5, 1.0)
-
-
 def parse_retry_after(value: str | None) -> float | None:
     """Retry-After as seconds: either delta-seconds or an HTTP date. None when absent/garbled."""
     if not value:
@@ -132,23 +116,23 @@ def retry_call(
     Raises FetchError(describe(last exception)) once the attempts are spent; other exceptions
     propagate unchanged. Used for clients that are not plain HTTP (cinemagoer).
     """
-    for attempt in range(1, policy.attempts + 1):
-        _check(stop)
-        if bucket is not None:
-            bucket.acquire(stop)
-        try:
-            return fn()
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            if attempt == policy.attempts:
-                raise FetchError(
-                    f"{describe(exc)} (after {policy.attempts} attempts)", retryable=True
-                ) from None
-        if on_retry is not None:
-            on_retry()
-        _sleep(policy.delay(attempt), stop)
-    raise AssertionError("unreachable")
+    try:
+        return retrying(
+            fn,
+            policy,
+            is_transient=is_transient,
+            before=(lambda: bucket.acquire(stop)) if bucket is not None else None,
+            on_retry=(lambda _exc, _wait: on_retry()) if on_retry is not None else None,
+            stop=stop,
+        )
+    except Cancelled:
+        raise
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        raise FetchError(
+            f"{describe(exc)} (after {policy.attempts} attempts)", retryable=True
+        ) from None
 
 
 @dataclass
@@ -242,40 +226,43 @@ class HttpClient:
         """GET `url`; raise FetchError (redacted, naming `what`) when no usable answer came back."""
         import requests
 
-        last = ""
-        for attempt in range(1, self.policy.attempts + 1):
-            _check(self.stop)
-            self.bucket.acquire(self.stop)
-            _check(self.stop)
+        def attempt() -> Response:
+            _check(self.stop)  # the token may have come after a stop
             self.stats.add(requests=1)
-            retry_after: float | None = None
-            throttled = False
             try:
                 resp = self._attempt(url, params, headers, max_bytes)
-            except FetchError:
-                raise
-            except requests.Timeout:
-                last = f"{what}: timed out after {self.timeout_s:g} s"
+            except requests.Timeout as exc:
+                raise Transient(f"{what}: timed out after {self.timeout_s:g} s") from exc
             except requests.RequestException as exc:
-                last = f"{what}: connection error: {self.redact(_first_line(exc))[:300]}"
-            else:
-                if resp.status == 429:
-                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                    last = f"{what}: HTTP 429 (rate limited)"
-                    throttled = True
-                elif resp.status >= 500:
-                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                    last = f"{what}: HTTP {resp.status}"
-                else:
-                    return resp
-            if attempt == self.policy.attempts:
-                break
+                reason = self.redact(_first_line(exc))[:300]
+                raise Transient(f"{what}: connection error: {reason}") from None
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            if resp.status == 429:
+                raise Transient(
+                    f"{what}: HTTP 429 (rate limited)", retry_after=retry_after, throttled=True
+                )
+            if resp.status >= 500:
+                raise Transient(f"{what}: HTTP {resp.status}", retry_after=retry_after)
+            return resp
+
+        def on_retry(exc: BaseException, wait: float) -> None:
             self.stats.add(retries=1)
-            wait = self.policy.delay(attempt, retry_after)
-            if throttled:
+            if getattr(exc, "throttled", False):
                 self.bucket.pause(wait)  # the limit is per client: every thread waits
-            _sleep(wait, self.stop)
-        raise FetchError(f"{last} (after {self.policy.attempts} attempts)", retryable=True)
+
+        try:
+            return retrying(
+                attempt,
+                self.policy,
+                is_transient=lambda exc: isinstance(exc, Transient),
+                before=lambda: self.bucket.acquire(self.stop),
+                on_retry=on_retry,
+                stop=self.stop,
+            )
+        except Transient as exc:
+            raise FetchError(
+                f"{exc} (after {self.policy.attempts} attempts)", retryable=True
+            ) from None
 
     def _attempt(
         self,
@@ -333,15 +320,3 @@ class _RedactFilter(logging.Filter):
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
-
-
-def _check(stop: threading.Event | None) -> None:
-    if stop is not None and stop.is_set():
-        raise Cancelled()
-
-
-def _sleep(seconds: float, stop: threading.Event | None) -> None:
-    if stop is None:
-        time.sleep(seconds)
-    elif stop.wait(seconds):
-        raise Cancelled()

@@ -10,20 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow.parquet as pq
 
+from mmrec.contracts import FIRST_ID, ITEM, EtlRunPaths, embedding_column, flag_column
 from mmrec.errors import MmrecError
 from mmrec.io import atomic_path
-
-
-def encoded_movie_ids(categories_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(raw movieIds, their encoded ids) read back from Categorify's saved vocabulary."""
-    uniq = pd.read_parquet(categories_dir / "unique.movieId.parquet")
-    raw = uniq["movieId"].to_numpy()
-    enc = uniq.index.to_numpy()
-    ok = ~pd.isna(raw)
-    return raw[ok].astype(np.int64), enc[ok].astype(np.int64)
 
 
 def build_matrices(
@@ -31,14 +22,14 @@ def build_matrices(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
     """Return ({m: float32 [card, d]}, {m: int8 [card]}, stats) from the feature store.
 
-    `raw`/`enc`: each catalogue movieId and its encoded id (see `encoded_movie_ids`).
+    `raw`/`enc`: each catalogue movieId and its encoded id (see `mmrec.contracts.read_vocabulary`).
     """
-    card = int(enc.max()) + 1 if enc.size else 3
+    card = int(enc.max()) + 1 if enc.size else FIRST_ID
     order = np.argsort(raw)
     raw_sorted, enc_sorted = raw[order], enc[order]
-    cols = ["movieId"] + [c for m in modalities for c in (f"{m}_embedding", f"has_{m}")]
+    cols = [ITEM] + [c for m in modalities for c in (embedding_column(m), flag_column(m))]
     table = pq.read_table(store_path, columns=cols)
-    store_ids = table.column("movieId").to_numpy().astype(np.int64)
+    store_ids = table.column(ITEM).to_numpy().astype(np.int64)
     pos = np.searchsorted(raw_sorted, store_ids).clip(max=max(raw_sorted.size - 1, 0))
     known = raw_sorted[pos] == store_ids if raw_sorted.size else np.zeros(0, bool)
     matrices, flags = {}, {}
@@ -47,14 +38,16 @@ def build_matrices(
         "store_movies_not_in_catalogue": int((~known).sum()),
     }
     for m, dim in modalities.items():
-        col = table.column(f"{m}_embedding").combine_chunks()
+        col = table.column(embedding_column(m)).combine_chunks()
         if col.null_count:
-            raise MmrecError(f"{store_path}: column '{m}_embedding' has null rows")
+            raise MmrecError(f"{store_path}: column '{embedding_column(m)}' has null rows")
         values = col.flatten().to_numpy().reshape(-1, dim).astype(np.float32, copy=False)
-        has = table.column(f"has_{m}").to_numpy(zero_copy_only=False).astype(np.int8)
+        has = table.column(flag_column(m)).to_numpy(zero_copy_only=False).astype(np.int8)
         if not np.isfinite(values).all():
             bad = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
-            raise MmrecError(f"{store_path}: non-finite values in '{m}_embedding' row {bad}")
+            raise MmrecError(
+                f"{store_path}: non-finite values in '{embedding_column(m)}' row {bad}"
+            )
         matrix = np.zeros((card, dim), dtype=np.float32)
         flag = np.zeros(card, dtype=np.int8)
         present = known & (has == 1)
@@ -66,11 +59,11 @@ def build_matrices(
 
 
 def save_matrices(
-    out_dir: Path, matrices: dict[str, np.ndarray], flags: dict[str, np.ndarray]
+    run: EtlRunPaths, matrices: dict[str, np.ndarray], flags: dict[str, np.ndarray]
 ) -> None:
-    """Write `<m>.npy` and `has_<m>.npy` atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write the run's `embeddings/<m>.npy` and `embeddings/has_<m>.npy` atomically."""
+    run.embeddings.mkdir(parents=True, exist_ok=True)
     for m, matrix in matrices.items():
-        for name, arr in ((f"{m}.npy", matrix), (f"has_{m}.npy", flags[m])):
-            with atomic_path(out_dir / name) as tmp, open(tmp, "wb") as f:
+        for path, arr in ((run.matrix(m), matrix), (run.flags(m), flags[m])):
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
                 np.save(f, arr)

@@ -18,6 +18,8 @@ from merlin.dag.selector import ColumnSelector
 from merlin.schema import ColumnSchema, Schema, Tags
 from nvtabular.ops import Categorify, Operator
 
+# Copies of mmrec.contracts' ids: saved workflows pickle this module by value, and a loaded
+# workflow must not need mmrec installed (tests/test_contracts.py checks that the copies agree).
 NULL_ID, OOV_ID = 1, 2
 DENSE_IDS = 1 << 27  # id vocabularies below this encode through a flat lookup array
 

@@ -9,7 +9,6 @@ the end, so a run is all-or-nothing; a finished run is skipped unless `force`.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -17,13 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from mmrec.config import EtlConfig
+from mmrec.contracts import FIRST_ID, PARAMETERS, DatasetPaths, EtlRunPaths, read_vocabulary
+from mmrec.done import check_done, parameters_of
 from mmrec.errors import MmrecError
-from mmrec.io import atomic_dir, read_json, write_json_atomic
-from mmrec.paths import DatasetPaths
+from mmrec.io import atomic_dir, write_json_atomic
 from mmrec.progress import progress
 from workflows.etl import validate
 from workflows.etl.cluster import compute_context
-from workflows.etl.embeddings import build_matrices, encoded_movie_ids, save_matrices
+from workflows.etl.embeddings import build_matrices, save_matrices
 from workflows.etl.splits import INPUT_BYTES_PER_ROW, split_ratings
 from workflows.etl.summary import describe_schema, label_balance, peak_rss_mb
 
@@ -42,15 +42,12 @@ def run_etl(cfg: EtlConfig) -> dict:
             f"unknown embeddings mode {cfg.embeddings!r}: {', '.join(EMBEDDING_MODES)}"
         )
     paths = DatasetPaths.of(cfg.data_dir, cfg.dataset)
-    out = paths.etl / run_name_of(cfg)
+    out = paths.etl_run(run_name_of(cfg))
     params = _parameters(cfg)
-    if (out / "summary.json").is_file() and not cfg.force:
-        summary = read_json(out / "summary.json")
-        if summary.get("parameters") != params:
-            raise MmrecError(
-                f"{out} was made with other parameters ({summary.get('parameters')}); "
-                "pass --force to replace it, or choose another --run-name"
-            )
+    summary = check_done(
+        out.summary, params, force=cfg.force, hint=", or choose another --run-name"
+    )
+    if summary is not None:
         summary["skipped"] = True
         return summary
 
@@ -73,7 +70,8 @@ def run_etl(cfg: EtlConfig) -> dict:
             raise MmrecError(f"{paths.feature_store}: not found (run `mmrec features` first)")
     t = lap("validate", t)
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out.root) as tmp:
+        staged = EtlRunPaths(tmp)
         bar = progress(total=n_rows, desc="etl: check and split ratings", unit="rows")
         try:
             split = split_ratings(
@@ -94,7 +92,7 @@ def run_etl(cfg: EtlConfig) -> dict:
         t = lap("split", t)
 
         raw_ids = catalogue.movie_ids.astype(np.int64)
-        enc_ids = np.arange(3, 3 + raw_ids.size, dtype=np.int64)
+        enc_ids = np.arange(FIRST_ID, FIRST_ID + raw_ids.size, dtype=np.int64)
         matrices, flags, emb_stats = {}, {}, {}
         if modalities:
             matrices, flags, emb_stats = build_matrices(
@@ -129,9 +127,11 @@ def run_etl(cfg: EtlConfig) -> dict:
                 movie_counts=split.movie_counts,
                 client=compute.client,
             )
-            saved_raw, saved_enc = encoded_movie_ids(tmp / "categories")
+            saved_raw, saved_enc = read_vocabulary(staged)
             if not (np.array_equal(saved_raw, raw_ids) and np.array_equal(saved_enc, enc_ids)):
-                raise RuntimeError("Categorify did not encode movieId as 3 + catalogue position")
+                raise RuntimeError(
+                    f"Categorify did not encode movieId as {FIRST_ID} + catalogue position"
+                )
 
             def dataset(path: Path) -> Dataset:
                 return Dataset(str(path), engine="parquet", part_size=input_part, cpu=compute.cpu)
@@ -147,16 +147,19 @@ def run_etl(cfg: EtlConfig) -> dict:
             wf.fit(fit_on)
             fit_mode = "full train pass" if needs_stats else f"{FIT_SAMPLE_ROWS}-row train sample"
             t = lap("fit", t)
-            for name, ds in (("train", train_ds), ("valid", valid_ds)):
-                _write_transformed(wf, ds, tmp / name, row_group_rows, compute)
+            for name, ds, dest in (
+                ("train", train_ds, staged.train),
+                ("valid", valid_ds, staged.valid),
+            ):
+                _write_transformed(wf, ds, dest, row_group_rows, compute)
                 t = lap(f"transform_{name}", t)
-            wf.save(str(tmp / "workflow"), modules_byvalue=["workflows.etl.ops"])
+            wf.save(str(staged.workflow), modules_byvalue=["workflows.etl.ops"])
             output_schema = wf.output_schema
             partitions = {"train": train_ds.npartitions, "valid": valid_ds.npartitions}
             cluster = compute.description
             device = compute.device
         if modalities:
-            save_matrices(tmp / "embeddings", matrices, flags)
+            save_matrices(staged, matrices, flags)
         shutil.rmtree(tmp / "_prepared")
         t = lap("save", t)
 
@@ -164,13 +167,13 @@ def run_etl(cfg: EtlConfig) -> dict:
         cold = split.info.get("cold_movie_ids")
         if cold is not None:
             split.info["cold_movie_encoded_ids"] = (
-                3 + np.searchsorted(catalogue.movie_ids, np.asarray(cold, dtype=np.int32))
+                FIRST_ID + np.searchsorted(catalogue.movie_ids, np.asarray(cold, dtype=np.int32))
             ).tolist()
         timings["total"] = round(time.perf_counter() - start, 3)
         summary = {
             "dataset": cfg.dataset,
             "run_name": run_name_of(cfg),
-            "path": str(out),
+            "path": str(out.root),
             "split": split.info,
             "embeddings": {
                 "mode": cfg.embeddings,
@@ -197,12 +200,12 @@ def run_etl(cfg: EtlConfig) -> dict:
                 "target_encoding": cfg.target_encoding,
                 "keep_rating": cfg.keep_rating,
             },
-            "parameters": params,
+            PARAMETERS: params,
             "timings_s": timings,
             "peak_memory": peak_rss_mb(),
             "skipped": False,
         }
-        write_json_atomic(tmp / "summary.json", summary)
+        write_json_atomic(staged.summary, summary)
     return summary
 
 
@@ -253,8 +256,5 @@ def _output_row_bytes(joined: dict[str, np.ndarray]) -> int:
 
 def _parameters(cfg: EtlConfig) -> dict:
     """What decides the outputs (not where they go, how they are computed, or force)."""
-    import dataclasses
-
     skip = {"data_dir", "force", "device", "workers", "scheduler", "part_size", "batch_rows"}
-    out = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
-    return json.loads(json.dumps(out, default=str))
+    return parameters_of(cfg, skip)

@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmrec.contracts import NULL_ID, RESERVED_IDS
 from workflows.etl.validate import Catalogue
-
-RESERVED = 3  # ids 0 (padding), 1 (null), 2 (out of vocabulary)
 
 
 def _categorify(out_path: Path, col: str, vocab: pd.Series, *, scalar_ids: bool = False):
@@ -78,10 +77,12 @@ def item_table(
     """Per-movie columns indexed by encoded movie id (row k = id k); returns (table, schemas)."""
     from merlin.schema import ColumnSchema, Tags
 
-    n = len(catalogue.movie_ids) + RESERVED
+    n = len(catalogue.movie_ids) + RESERVED_IDS
     empty = np.zeros(0, dtype=np.int64)
-    genres = [empty] * RESERVED + [np.asarray(g, dtype=np.int64) for g in encoded["genres"]]
-    year = np.concatenate([np.ones(RESERVED, np.int64), encoded["year"].to_numpy(np.int64)])
+    genres = [empty] * RESERVED_IDS + [np.asarray(g, dtype=np.int64) for g in encoded["genres"]]
+    year = np.concatenate(
+        [np.full(RESERVED_IDS, NULL_ID, np.int64), encoded["year"].to_numpy(np.int64)]
+    )
     table = pd.DataFrame({"genres": pd.Series(genres, dtype=object), "year": year})
     g, y = schemas["genres"], schemas["year"]
     cols = [
@@ -122,7 +123,7 @@ def count_table(col: str, counts: np.ndarray):
     total = counts.sum()
     mean = float((counts * logs).sum() / total) if total else 0.0
     std = float(np.sqrt((counts * (logs - mean) ** 2).sum() / total)) if total else 1.0
-    values = np.concatenate([np.zeros(RESERVED), logs])
+    values = np.concatenate([np.zeros(RESERVED_IDS), logs])
     values = ((values - mean) / (std or 1.0)).astype(np.float32)
     name = f"{col}_count"
     table = pd.DataFrame({name: values})

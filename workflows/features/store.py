@@ -16,13 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mmrec.config import FeaturesConfig
+from mmrec.contracts import MODALITIES, DatasetPaths
 from mmrec.errors import MmrecError
 from mmrec.io import file_digest, write_table_atomic
-from mmrec.paths import DatasetPaths
 
 META_KEY = "mmrec"
 STORE_VERSION = 1
-MODALITIES = ("image", "text")
 
 
 def vectors_to_array(vectors: np.ndarray) -> pa.FixedSizeListArray:
