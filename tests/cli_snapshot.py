@@ -39,7 +39,7 @@ def _type_name(t: Any) -> str:
         return "str"
     if t in (int, float, Path):
         return t.__name__
-    return "parsed"  # a project parser (comma lists, PCA specs): its name is not the contract
+    return "str"  # a project parser of the text (comma lists, aliases): the user types a string
 
 
 def describe(action: argparse.Action) -> dict[str, Any]:
@@ -51,8 +51,10 @@ def describe(action: argparse.Action) -> dict[str, Any]:
     if switch:  # store_true / store_false: what the flag does, whatever the field is called
         row["switch"] = True
     else:
-        row["default"] = action.default if not isinstance(action.default, Path) else str(action.default)
-        row["choices"] = list(action.choices) if action.choices is not None else None
+        row["default"] = (
+            action.default if not isinstance(action.default, Path) else str(action.default)
+        )
+        row["choices"] = sorted(action.choices) if action.choices is not None else None
         row["nargs"] = action.nargs
         row["const"] = action.const
         row["type"] = _type_name(action.type)

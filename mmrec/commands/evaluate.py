@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from mmrec.commands import RAW, add_data_dir, add_force, data_dir_of, examples
+from mmrec.commands import RAW, add_data_dir, add_force, examples
+from mmrec.config import EvaluateConfig
+from mmrec.options import add_options, config_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,39 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:
             "mmrec evaluate --dataset synthetic --etl-run cold-items-lookup --force",
         ),
     )
-    p.add_argument("--dataset", required=True, help="dataset folder under --data-dir")
-    p.add_argument(
-        "--run",
-        action="append",
-        default=[],
-        help="a run under <root>/runs/ (repeatable; default all)",
-    )
-    p.add_argument("--etl-run", default=None, help="only runs trained on this ETL run")
-    p.add_argument(
-        "--baseline-strength",
-        type=float,
-        default=5.0,
-        help="pseudo-ratings that pull per-user / per-movie positive rates to the global rate",
-    )
+    add_options(p, EvaluateConfig)
     add_data_dir(p)
     add_force(p)
     p.set_defaults(func=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from mmrec.config import EvaluateConfig
     from models.evaluate import evaluate
 
-    summary = evaluate(
-        EvaluateConfig(
-            dataset=args.dataset,
-            data_dir=data_dir_of(args),
-            runs=tuple(args.run),
-            etl_run=args.etl_run,
-            baseline_strength=args.baseline_strength,
-            force=args.force,
-        )
-    )
+    summary = evaluate(config_from(EvaluateConfig, args))
     for etl_run, path in summary["evaluations"].items():
         print(f"{etl_run}: {path}")
     return 0

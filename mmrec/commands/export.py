@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from mmrec.commands import RAW, add_data_dir, add_force, data_dir_of, examples
+from mmrec.commands import RAW, add_data_dir, add_force, examples
 from mmrec.config import ExportConfig
+from mmrec.options import add_options, config_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,30 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "mmrec export --model-dir runs/x/model --etl-dir etl/random-lookup --out /srv/repo",
         ),
     )
-    defaults = ExportConfig(dataset="", data_dir=Path("."))
-    p.add_argument("--dataset", default="synthetic", help="dataset folder (default: synthetic)")
-    p.add_argument("--run", default=None, help="training run under <dataset>/runs/")
-    p.add_argument("--etl-run", default=None, help="ETL run (default: the one the run names)")
-    p.add_argument(
-        "--model", default=defaults.model, choices=("auto", "dlrm", "two-tower"), help="model kind"
-    )
-    p.add_argument(
-        "--backend",
-        default=defaults.backend,
-        choices=("tensorflow", "python"),
-        help="tensorflow: platform tensorflow_savedmodel (Merlin image); python: the SavedModel "
-        "in a python-backend model (tritonserver with only the python backend)",
-    )
-    p.add_argument("--model-dir", type=Path, default=None, help="a SavedModel instead of the run's")
-    p.add_argument("--etl-dir", type=Path, default=None, help="an ETL folder instead of the run's")
-    p.add_argument("--movies", type=Path, default=None, help="two-tower item catalogue")
-    p.add_argument("--out", type=Path, default=None, help="default: <dataset>/export/<run>")
-    p.add_argument(
-        "--max-batch-size",
-        type=int,
-        default=defaults.max_batch_size,
-        help="rows per request; larger requests get an error",
-    )
+    add_options(p, ExportConfig)
     add_data_dir(p)
     add_force(p)
     p.set_defaults(func=_export)
@@ -57,20 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _export(args: argparse.Namespace) -> int:
     from models.export.ensemble import export
 
-    cfg = ExportConfig(
-        dataset=args.dataset,
-        data_dir=data_dir_of(args),
-        run=args.run,
-        etl_run=args.etl_run,
-        model=args.model,
-        model_dir=args.model_dir,
-        etl_dir=args.etl_dir,
-        movies=args.movies,
-        backend=args.backend,
-        out=args.out,
-        max_batch_size=args.max_batch_size,
-        force=args.force,
-    )
+    cfg = config_from(ExportConfig, args)
     s = export(cfg)
     status = "already up to date" if s.get("skipped") else f"done in {s.get('seconds', 0)} s"
     print(f"export ({s['kind']}, {s['backend']} backend): {status} -> {s['path']}")

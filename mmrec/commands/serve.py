@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from mmrec.commands import RAW, add_data_dir, data_dir_of, examples
 from mmrec.config import ServeConfig
+from mmrec.options import add_options, config_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,18 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "curl -s 127.0.0.1:8000/v2/health/ready -o /dev/null -w '%{http_code}\\n'",
         ),
     )
-    defaults = ServeConfig(repository=Path("."))
-    p.add_argument("--repository", type=Path, default=None, help="a Triton model repository")
+    add_options(p, ServeConfig)
     p.add_argument("--dataset", default="synthetic", help="with --run: <dataset>/export/<run>")
     p.add_argument("--run", default=None, help="exported run name")
-    p.add_argument("--host", default=defaults.host, help="address to bind (default 127.0.0.1)")
-    p.add_argument("--http-port", type=int, default=0, help="default: a free port")
-    p.add_argument("--grpc-port", type=int, default=0, help="default: a free port")
-    p.add_argument("--tritonserver", type=Path, default=None, help="binary to run")
-    p.add_argument(
-        "--timeout", type=float, default=defaults.startup_timeout_s, help="start-up limit, s"
-    )
-    p.add_argument("--log-verbose", type=int, default=0, help="tritonserver --log-verbose")
     add_data_dir(p)
     p.set_defaults(func=_serve)
 
@@ -49,15 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
         if not args.run:
             raise MmrecError("give --repository DIR or --run NAME (an export under <dataset>)")
         repository = DatasetPaths.of(data_dir_of(args), args.dataset).export / args.run / "triton"
-    cfg = ServeConfig(
-        repository=repository,
-        host=args.host,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        tritonserver=args.tritonserver,
-        startup_timeout_s=args.timeout,
-        log_verbose=args.log_verbose,
-    )
+    cfg = config_from(ServeConfig, args, repository=repository)
 
     def ready(server) -> None:
         print(f"serving {repository}", flush=True)

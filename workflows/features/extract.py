@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mmrec.config import FeaturesConfig
+from mmrec.config import DEVICES, FeaturesConfig, device_name
 from mmrec.errors import MmrecError
 from mmrec.io import write_table_atomic
 from mmrec.paths import DatasetPaths
@@ -54,13 +54,15 @@ def extract_features(cfg: FeaturesConfig) -> dict:
 
 
 def _device(name: str, torch: Any) -> Any:
+    """The project's device vocabulary (cpu | gpu | auto; `cuda` still accepted) to torch's."""
+    name = device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise MmrecError("--device cuda was asked for but torch sees no CUDA GPU")
-    if name not in ("cpu", "cuda"):
-        raise MmrecError(f"unknown device {name!r}; use auto, cpu or cuda")
-    return torch.device(name)
+    if name == "gpu" and not torch.cuda.is_available():
+        raise MmrecError("--device gpu was asked for but torch sees no CUDA GPU")
+    if name not in DEVICES:
+        raise MmrecError(f"unknown device {name!r}; use {', '.join(DEVICES)}")
+    return torch.device("cuda" if name == "gpu" else "cpu")
 
 
 def _up_to_date(out: Path, input_fp: str, force: bool) -> dict | None:
