@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
-from cli_snapshot import FLAGS_FILE, PLANS_FILE, flags_snapshot, plans_snapshot
+from cli_snapshot import FLAGS_FILE, PLANS_FILE, flags_snapshot, leaf_parsers, plans_snapshot
 
 from mmrec import cli
 from mmrec.commands import features as features_cmd
@@ -200,3 +201,62 @@ def test_one_parser_per_kind_of_option_text() -> None:
         parse_ints("64,x")
     with pytest.raises(MmrecError, match="--mlp: expected comma-separated integers"):
         config_from(TrainConfig, _parse("train", "--dataset", "x", "--mlp", "1,b"), modalities=())
+
+
+# the guides' option tables and the command each describes
+GUIDE_TABLES = {
+    "guide-data.md": "data synthetic",
+    "guide-etl.md": "etl",
+    "guide-features.md": "features",
+    "guide-serving.md": "export",
+}
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def _option_rows(text: str) -> list[tuple[list[str], str]]:
+    """(flags, default cell) of each row of the `| option | default | meaning |` tables."""
+    rows, inside = [], False
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| option | default |"):
+            inside = True
+        elif not line.startswith("|"):
+            inside = False
+        elif inside and not set(cells[0]) <= set("- "):
+            rows.append((re.findall(r"`(--[a-z0-9-]+)", cells[0]), cells[1]))
+    return rows
+
+
+def _literal(text: str):
+    """A default cell part that states a value: a number or one `backticked` token; else None."""
+    text = text.strip()
+    if re.fullmatch(r"-?[\d,]*\.?\d+", text):
+        return float(text.replace(",", ""))
+    m = re.fullmatch(r"`([^`]*)`", text)
+    return m.group(1) if m else None
+
+
+@pytest.mark.parametrize("guide,command", sorted(GUIDE_TABLES.items()))
+def test_guide_option_tables_match_the_parser(guide: str, command: str) -> None:
+    """Each flag a guide's table names exists, and every default it states is the parser's."""
+    parser = leaf_parsers(cli.build_parser())[command]
+    actions = {s: a for a in parser._actions for s in a.option_strings}
+    rows = _option_rows((DOCS / guide).read_text())
+    assert rows, f"{guide}: no option table found"
+    for flags, default in rows:
+        missing = [f for f in flags if f not in actions]
+        assert not missing, f"{guide}: mmrec {command} has no {missing}"
+        parts = re.split(r" / |, (?![^`]*`)", default) if len(flags) > 1 else [default]
+        if len(parts) != len(flags):
+            assert not any(_literal(p) is not None for p in parts), f"{guide}: {flags} {default}"
+            continue
+        for flag, part in zip(flags, parts, strict=False):
+            stated, actual = _literal(part), actions[flag].default
+            if stated is None:
+                continue
+            if isinstance(stated, float):
+                assert (
+                    isinstance(actual, (int, float)) and float(actual) == stated
+                ), f"{guide}: {flag} default {part} but the parser's is {actual!r}"
+            else:
+                assert str(actual) == stated, f"{guide}: {flag} default {part}, parser {actual!r}"
