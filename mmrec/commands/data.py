@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmrec.commands import RAW, add_data_dir, add_force, data_dir_of, examples
+from mmrec.commands import data_dir_of, stage_command
 from mmrec.config import DownloadConfig, SyntheticConfig
-from mmrec.options import add_options, config_from
+from mmrec.options import config_from
 from workflows.data.variants import VARIANTS  # the table of names only: no heavy imports
 
 
@@ -15,27 +15,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="get a dataset: real MovieLens or the synthetic default")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
-    d = dsub.add_parser(
+    stage_command(
+        dsub,
         "download",
+        DownloadConfig,
+        _download,
+        overrides={"variant": {"choices": tuple(VARIANTS)}},
         help="download a GroupLens MovieLens archive, verify it, convert it to typed Parquet",
-        formatter_class=RAW,
-        epilog=examples(
+        example_lines=(
             "mmrec data download ml-latest-small",
             "mmrec data download ml-25m --data-dir /data",
             "mmrec data download ml-latest-small --base-url http://127.0.0.1:8000/",
             "mmrec data download ml-1m --checksum md5:c4d9eecfca2ab87c1945afe126590906",
         ),
     )
-    add_options(d, DownloadConfig, variant={"choices": tuple(VARIANTS)})
-    add_data_dir(d)
-    add_force(d)
-    d.set_defaults(func=_download)
 
-    s = dsub.add_parser(
+    stage_command(
+        dsub,
         "synthetic",
+        SyntheticConfig,
+        _synthetic,
         help="generate a MovieLens-format dataset with posters, synopses and a planted signal",
-        formatter_class=RAW,
-        epilog=examples(
+        example_lines=(
             "mmrec data synthetic",
             "mmrec data synthetic --users 500 --movies 300 --ratings 20000 --seed 1",
             "mmrec data synthetic --name synth-25m --users 162541 --movies 62423 \\\n"
@@ -43,26 +44,21 @@ def register(sub: argparse._SubParsersAction) -> None:
             "mmrec data synthetic --name hard --topics 12 --content-noise 1.5 --rating-noise 1.0",
         ),
     )
-    add_options(s, SyntheticConfig)
-    add_data_dir(s)
-    add_force(s)
-    s.set_defaults(func=_synthetic)
 
-    a = dsub.add_parser(
+    a = stage_command(
+        dsub,
         "archive",
+        None,
+        _archive,
+        force=False,
         help="write a dataset as a GroupLens-style zip (ml-25m CSV layout) with its .md5",
-        formatter_class=RAW,
-        epilog=examples(
-            "mmrec data archive --dataset synthetic --out /tmp/serve/ml-25m.zip",
-        ),
+        example_lines=("mmrec data archive --dataset synthetic --out /tmp/serve/ml-25m.zip",),
     )
     a.add_argument("--dataset", default="synthetic", help="dataset folder to pack")
     a.add_argument("--out", type=Path, required=True, help="zip file to write")
     a.add_argument(
         "--folder", default=None, help="top folder inside the zip (default: the zip's stem)"
     )
-    add_data_dir(a)
-    a.set_defaults(func=_archive)
 
 
 def _download(args: argparse.Namespace) -> int:

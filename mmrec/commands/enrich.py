@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from mmrec.commands import RAW, add_data_dir, add_force, examples
+from mmrec.commands import stage_command
 from mmrec.config import EnrichConfig
-from mmrec.options import add_options, config_from
+from mmrec.options import config_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    stage_command(
+        sub,
         "enrich",
+        EnrichConfig,
+        _enrich,
         help="fetch a poster and a synopsis per movie (TMDB, IMDb or your own files)",
-        formatter_class=RAW,
         description=(
             "Fetch posters and synopses for the movies of a dataset. Every poster is decoded and "
             "checked before it is kept; each movie ends up found, missing or failed with a "
@@ -21,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "an interrupted run resumes. TMDB needs TMDB_READ_ACCESS_TOKEN or TMDB_API_KEY "
             "in the environment."
         ),
-        epilog=examples(
+        example_lines=(
             "TMDB_READ_ACCESS_TOKEN=... mmrec enrich --dataset ml-latest-small --limit 20",
             "TMDB_API_KEY=... mmrec enrich --dataset ml-25m --rate 40 --concurrency 16",
             "mmrec enrich --dataset ml-latest-small --source imdb   # pip install 'mmrec[imdb]'",
@@ -31,10 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--key tmdbId --text-column overview --force",
         ),
     )
-    add_options(p, EnrichConfig)
-    add_data_dir(p)
-    add_force(p)
-    p.set_defaults(func=_enrich)
 
 
 def _enrich(args: argparse.Namespace) -> int:

@@ -7,14 +7,17 @@ import json
 import os
 import sys
 
-from mmrec.commands import RAW, add_data_dir, add_force, examples
+from mmrec.commands import stage_command
 from mmrec.config import EtlConfig
-from mmrec.options import add_options, config_from
+from mmrec.options import config_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    stage_command(
+        sub,
         "etl",
+        EtlConfig,
+        _etl,
         help="NVTabular ETL: split, encode, label, attach item embeddings (CPU or GPU, Dask)",
         description=(
             "Read ratings.parquet, movies.parquet and (if present) feature_store.parquet of a "
@@ -22,8 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "<dataset>/etl/<run-name>/ (train/, valid/, workflow/, categories/, embeddings/, "
             "summary.json). Reruns are no-ops unless --force."
         ),
-        formatter_class=RAW,
-        epilog=examples(
+        example_lines=(
             "mmrec etl --dataset ml-latest-small",
             "mmrec etl --dataset synthetic --split cold-items --cold-fraction 0.1",
             "mmrec etl --dataset ml-25m --split temporal --temporal-mode leave-last-out",
@@ -32,10 +34,6 @@ def register(sub: argparse._SubParsersAction) -> None:
             "mmrec etl --dataset ml-25m --scheduler tcp://10.0.0.5:8786",
         ),
     )
-    add_options(p, EtlConfig)
-    add_data_dir(p)
-    add_force(p)
-    p.set_defaults(func=_etl)
 
 
 def _etl(args: argparse.Namespace) -> int:

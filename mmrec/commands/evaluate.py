@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from mmrec.commands import RAW, add_data_dir, add_force, examples
+from mmrec.commands import stage_command
 from mmrec.config import EvaluateConfig
-from mmrec.options import add_options, config_from
+from mmrec.options import config_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    stage_command(
+        sub,
         "evaluate",
+        EvaluateConfig,
+        _evaluate,
         help="score trained runs (reloaded) and the baselines on their validation split",
-        formatter_class=RAW,
-        epilog=examples(
+        example_lines=(
             "mmrec evaluate --dataset synthetic",
             "mmrec evaluate --dataset ml-latest-small --run random-lookup.dlrm.none.none",
             "mmrec evaluate --dataset synthetic --etl-run cold-items-lookup --force",
         ),
     )
-    add_options(p, EvaluateConfig)
-    add_data_dir(p)
-    add_force(p)
-    p.set_defaults(func=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

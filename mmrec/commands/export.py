@@ -4,31 +4,29 @@ from __future__ import annotations
 
 import argparse
 
-from mmrec.commands import RAW, add_data_dir, add_force, examples
+from mmrec.commands import stage_command
 from mmrec.config import ExportConfig
-from mmrec.options import add_options, config_from
+from mmrec.options import config_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    stage_command(
+        sub,
         "export",
+        ExportConfig,
+        _export,
         help="export a trained model behind its fitted workflow as a Triton model repository",
-        formatter_class=RAW,
         description="Writes <out>/triton/ (entry model: executor_model): the fitted workflow "
         "(labels removed), the pretrained-vector lookup and the model. A two-tower run exports "
         "its query tower there and every movie's embedding plus a top-k index in "
         "<out>/retrieval/.",
-        epilog=examples(
+        example_lines=(
             "mmrec export --run dlrm",
             "mmrec export --run dlrm --backend python   # Triton builds with only the python backend",
             "mmrec export --run two-tower --etl-run random-lookup",
             "mmrec export --model-dir runs/x/model --etl-dir etl/random-lookup --out /srv/repo",
         ),
     )
-    add_options(p, ExportConfig)
-    add_data_dir(p)
-    add_force(p)
-    p.set_defaults(func=_export)
 
 
 def _export(args: argparse.Namespace) -> int:

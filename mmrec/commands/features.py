@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from mmrec.commands import RAW, add_data_dir, add_force, examples
+from mmrec.commands import stage_command
 from mmrec.config import FeaturesConfig, content_defaults
-from mmrec.options import add_options, argv_of, config_from, option_fields
+from mmrec.options import argv_of, config_from, option_fields
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = stage_command(
+        sub,
         "features",
+        FeaturesConfig,
+        _features,
         help="embed posters (torchvision) and synopses (transformers); build the feature store",
         description=(
             "Embed each movie's poster and synopsis (a fallback text from title, genres and tags "
@@ -19,29 +22,24 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Runs in the features environment (PyTorch); started from the pipeline environment it "
             "re-runs itself there. Interrupted runs resume from finished shards; reruns are no-ops."
         ),
-        formatter_class=RAW,
-        epilog=examples(
+        example_lines=(
             "mmrec features --dataset ml-latest-small",
             "mmrec features --dataset synthetic --text-model minilm --random-init image",
             "mmrec features --dataset ml-25m --device gpu --batch-size 128 --num-workers 8",
             "mmrec features --dataset ml-25m --image-weights /models/resnet50-11ad3fa6.pth",
             "mmrec features --dataset synthetic --store-only --pca image=64,text=32",
-        )
-        + "\n\nWithout --image-model/--text-model/--random-init: on synthetic data the offline-capable "
-        "\nresnet18 (random-init) and minilm, on MovieLens resnet50 and facebook/bart-large."
+        ),
+        note="\n\nUnnamed models follow the dataset (mmrec.config.content_defaults): offline-capable"
+        "\nones on synthetic data, the original series' ResNet-50 and BART-large on MovieLens."
         "\nWeights load offline only: torchvision's from $TORCH_HOME/hub/checkpoints/, "
         "Hugging Face\nmodels from the HF cache or a local folder. "
         "--random-init is for tests and demos.",
     )
-    add_options(p, FeaturesConfig)
     p.add_argument(
         "--store-only",
         action="store_true",
         help="only rebuild feature_store.parquet from existing features (no PyTorch)",
     )
-    add_data_dir(p)
-    add_force(p)
-    p.set_defaults(func=_features)
 
 
 def _config(args: argparse.Namespace) -> FeaturesConfig:

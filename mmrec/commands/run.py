@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mmrec.commands import RAW, add_data_dir, add_force, data_dir_of, examples
+from mmrec.commands import data_dir_of, stage_command
 from mmrec.config import RUN_PASS_THROUGH, STAGE_CONFIGS, RunConfig, SyntheticConfig
 from mmrec.options import add_option, add_options, config_from, parse_value
 
@@ -12,14 +12,16 @@ SYNTHETIC_SIZES = ("users", "movies", "ratings", "seed")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = stage_command(
+        sub,
         "run",
+        None,
+        _run,
         help="run the whole pipeline on a dataset (default: the embedded synthetic one)",
-        formatter_class=RAW,
         description="Runs every stage in order. Interrupted? Run the same command again: "
         "finished steps are skipped. The stage options below are passed to that stage only "
         "when given (see `mmrec STAGE --help`).",
-        epilog=examples(
+        example_lines=(
             "mmrec run",
             "mmrec run --data-dir /data",
             "mmrec run --dataset ml-latest-small --source tmdb",
@@ -40,9 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
             stages, STAGE_CONFIGS[stage], name, flag=flag, dest=_dest(flag),
             cli_default=None, help=f"{where}: {help}" if help else where,
         )  # fmt: skip
-    add_data_dir(p)
-    add_force(p)
-    p.set_defaults(func=_run)
 
 
 def _dest(flag: str) -> str:

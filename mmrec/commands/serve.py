@@ -4,30 +4,30 @@ from __future__ import annotations
 
 import argparse
 
-from mmrec.commands import RAW, add_data_dir, data_dir_of, examples
+from mmrec.commands import data_dir_of, stage_command
 from mmrec.config import ServeConfig
-from mmrec.options import add_options, config_from
+from mmrec.options import config_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = stage_command(
+        sub,
         "serve",
+        ServeConfig,
+        _serve,
+        force=False,
         help="serve an exported repository with tritonserver on 127.0.0.1",
-        formatter_class=RAW,
         description="Uses `tritonserver` from PATH (the Merlin image) or the one bundled in "
         "nvidia-pytriton (python backend only: export with --backend python). Waits until the "
         "models are ready, prints the HTTP and gRPC URLs, stops cleanly on Ctrl-C / SIGTERM.",
-        epilog=examples(
+        example_lines=(
             "mmrec serve --run dlrm",
             "mmrec serve --repository data/synthetic/export/dlrm/triton --http-port 8000",
             "curl -s 127.0.0.1:8000/v2/health/ready -o /dev/null -w '%{http_code}\\n'",
         ),
     )
-    add_options(p, ServeConfig)
     p.add_argument("--dataset", default="synthetic", help="with --run: <dataset>/export/<run>")
     p.add_argument("--run", default=None, help="exported run name")
-    add_data_dir(p)
-    p.set_defaults(func=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -5,29 +5,27 @@ from __future__ import annotations
 import argparse
 import json
 
-from mmrec.commands import RAW, add_data_dir, add_force, examples
+from mmrec.commands import stage_command
 from mmrec.config import TrainConfig
-from mmrec.options import add_options, config_from
+from mmrec.options import config_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    stage_command(
+        sub,
         "train",
+        TrainConfig,
+        _train,
         help="train a DLRM (ranking) or two-tower (retrieval) model on an ETL run",
-        formatter_class=RAW,
-        epilog=examples(
+        example_lines=(
             "mmrec train --dataset synthetic --model dlrm --modalities text,image",
             "mmrec train --dataset synthetic --model dlrm --modalities text,image --control shuffled",
             "mmrec train --dataset ml-latest-small --model two-tower --modalities none",
             "mmrec train --dataset ml-25m --model dlrm --etl-run random-lookup --batch-size 16384",
-        )
-        + "\n\nUnset hyper-parameters take per-size defaults (models.train.defaults_for)."
-        + "\nMulti-GPU: in the Merlin image, `horovodrun -np N mmrec train ...` (not tested here).",
+        ),
+        note="\n\nUnset hyper-parameters take per-size defaults (models.train.defaults_for)."
+        "\nMulti-GPU: in the Merlin image, `horovodrun -np N mmrec train ...` (not tested here).",
     )
-    add_options(p, TrainConfig)
-    add_data_dir(p)
-    add_force(p)
-    p.set_defaults(func=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
