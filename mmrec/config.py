@@ -21,6 +21,8 @@ DOWNLOAD_RETRIES = 5  # attempts per download request, the first included
 DOWNLOAD_BACKOFF_S = 1.0  # first retry delay, doubled per attempt
 BASELINE_STRENGTH = 5.0  # pseudo-ratings pulling per-user/movie rates to the global rate
 FREE_PORT = 0  # a server port of 0: the OS picks a free one
+SERVE_HOST = "127.0.0.1"
+TRITON_STARTUP_TIMEOUT_S = 180.0  # how long tritonserver may take to load the models
 
 ORIGINAL_IMAGE_MODEL = "resnet50"  # the original series' encoders (real MovieLens)
 ORIGINAL_TEXT_MODEL = "facebook/bart-large"
@@ -340,12 +342,14 @@ class ServeConfig:
     """`mmrec serve`: a real tritonserver on an exported repository until Ctrl-C / SIGTERM."""
 
     repository: Path = option(cli_default=None, help="a Triton model repository")
-    host: str = option("127.0.0.1", help="address to bind (default 127.0.0.1)")
+    host: str = option(SERVE_HOST, help=f"address to bind (default {SERVE_HOST})")
     http_port: int = option(FREE_PORT, help="default: a free port")
     grpc_port: int = option(FREE_PORT, help="default: a free port")
     tritonserver: Path | None = option(None, help="binary to run")
     cache_dir: Path | None = None  # where the bundled binary layout is prepared
-    startup_timeout_s: float = option(180.0, flag="--timeout", help="start-up limit, s")
+    startup_timeout_s: float = option(
+        TRITON_STARTUP_TIMEOUT_S, flag="--timeout", help="start-up limit, s"
+    )
     log_verbose: int = option(0, help="tritonserver --log-verbose")
 
 

@@ -41,7 +41,7 @@ def extract_features(cfg: FeaturesConfig) -> dict:
     if cfg.batch_size < 1 or cfg.shard_size < 1 or cfg.num_workers < 0:
         raise MmrecError("batch size and shard size must be >= 1, num workers >= 0")
     paths = DatasetPaths.of(cfg.data_dir, cfg.dataset)
-    device = _device(cfg.device, torch)
+    device = torch_device(cfg.device, torch)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     summary: dict[str, Any] = {"dataset": cfg.dataset, "root": str(paths.root)}
@@ -53,7 +53,7 @@ def extract_features(cfg: FeaturesConfig) -> dict:
     return summary
 
 
-def _device(name: str, torch: Any) -> Any:
+def torch_device(name: str, torch: Any) -> Any:
     """The project's device vocabulary (cpu | gpu | auto; `cuda` still accepted) to torch's."""
     name = device_name(name)
     if name == "auto":
