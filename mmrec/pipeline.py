@@ -156,10 +156,11 @@ STOP_GRACE_S = 30.0  # how long a stopped stage may take to exit before it is ki
 def run_stage(cmd: list[str]) -> int:
     """Run one stage as a child process that does not outlive this one.
 
-    The child and whatever it starts (the features env, Dask workers) get a session and
-    process group of their own. SIGTERM or SIGINT to `mmrec run` is passed on to that group; the group gets
-    STOP_GRACE_S to finish (an interrupted stage resumes on the next run), then SIGKILL. Then
-    this process ends as interrupted (KeyboardInterrupt: the CLI says to rerun to resume).
+    The child and whatever it starts (the features env, Dask workers) get a session and process
+    group of their own, so a terminal's Ctrl-C reaches only us: SIGTERM or SIGINT to `mmrec run`
+    is passed on to that group, which gets STOP_GRACE_S to finish (an interrupted stage resumes
+    on the next run), then SIGKILL. Then this process ends as interrupted (KeyboardInterrupt:
+    the CLI says to rerun to resume).
     """
     proc = subprocess.Popen(cmd, start_new_session=True)
     stopped: list[int] = []
@@ -168,7 +169,8 @@ def run_stage(cmd: list[str]) -> int:
         stopped.append(signum)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signum)
-        raise KeyboardInterrupt
+        if len(stopped) == 1:  # a second signal is only passed on: the cleanup below goes on
+            raise KeyboardInterrupt
 
     handlers = (signal.SIGTERM, signal.SIGINT)
     main = threading.current_thread() is threading.main_thread()
