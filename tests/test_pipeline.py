@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from mmrec.config import RunConfig
 from mmrec.pipeline import plan
 
@@ -79,6 +81,28 @@ def _drain(stream, into: list[str]) -> threading.Thread:
     thread = threading.Thread(target=lambda: into.extend(iter(stream.readline, "")), daemon=True)
     thread.start()
     return thread
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_run_stage_stops_the_child_and_its_children(signum: int) -> None:
+    """run_stage's child and the process that child started both end with the parent."""
+    sleeper = "import time; time.sleep(300)"
+    child = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {sleeper!r}]); time.sleep(300)"
+    driver = f"import sys; from mmrec.pipeline import run_stage; run_stage([sys.executable, '-c', {child!r}])"
+    proc = subprocess.Popen([sys.executable, "-c", driver], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    tree: dict[int, str] = {}
+    while time.monotonic() < deadline and len(tree) < 2:
+        tree = _descendants(proc.pid)
+        time.sleep(0.05)
+    assert len(tree) == 2, f"expected a child and a grandchild, got {tree}"
+    t0 = time.monotonic()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 30  # the sleepers did not run out their 300 s
+    assert "KeyboardInterrupt" in err  # the parent ends as interrupted, once the group is gone
+    time.sleep(0.2)
+    assert not [pid for pid in tree if _running(pid)]
 
 
 def test_tiny_run_sigterm_stops_the_stage_then_resumes(tmp_path: Path) -> None:
