@@ -257,7 +257,9 @@ class FeaturesConfig:
     )
     batch_size: int = option(32)
     num_workers: int = option(2, help="poster decoding worker processes")
-    device: str = option("auto", choices=DEVICES, convert=device_name, help="cuda: same as gpu")
+    device: str = option(
+        "auto", choices=DEVICES, convert=device_name, help="auto: a GPU if usable (cuda: gpu)"
+    )
     shard_size: int = option(1_024, help="movies per resumable shard")
     max_text_tokens: int | None = option(
         None, help="cut texts at this many tokens (default: the model's limit)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mmrec.commands import data_dir_of, stage_command
-from mmrec.config import RUN_PASS_THROUGH, STAGE_CONFIGS, RunConfig, SyntheticConfig
+from mmrec.config import RUN_PASS_THROUGH, STAGE_CONFIGS, RunConfig, SyntheticConfig, opt_of
 from mmrec.options import add_option, add_options, config_from, parse_value
 
 SYNTHETIC_SIZES = ("users", "movies", "ratings", "seed")
@@ -36,12 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     stages = p.add_argument_group("stage options")
     for flag, targets in RUN_PASS_THROUGH.items():
         stage, name = targets[0]
-        help = STAGE_CONFIGS[stage].__dataclass_fields__[name].metadata["cli"].help
+        spec = opt_of(STAGE_CONFIGS[stage], name)
         where = " and ".join(s for s, _ in targets)
         add_option(
-            stages, STAGE_CONFIGS[stage], name, flag=flag, dest=_dest(flag),
-            cli_default=None, help=f"{where}: {help}" if help else where,
-        )  # fmt: skip
+            stages,
+            STAGE_CONFIGS[stage],
+            name,
+            flag=flag,
+            dest=_dest(flag),
+            cli_default=None,
+            help=f"{where}: {spec.help}" if spec.help else where,
+            metavar=None if spec.choices else flag.lstrip("-").replace("-", "_").upper(),
+        )
 
 
 def _dest(flag: str) -> str:
