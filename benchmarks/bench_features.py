@@ -3,10 +3,10 @@
 The original series embedded one poster / one synopsis per forward pass in a Python loop, opening
 each image with PIL on the spot. This script times that baseline and the features stage's batched
 code (DataLoader workers, length-sorted text batches) side by side, in the same process, on the
-same generated inputs, at several batch sizes. Run it on a GPU with --device cuda.
+same generated inputs, at several batch sizes. Run it on a GPU with --device gpu.
 
     .venv-features/bin/python benchmarks/bench_features.py --images 32 --texts 64
-    .venv-features/bin/python benchmarks/bench_features.py --device cuda --images 2048 --texts 4096
+    .venv-features/bin/python benchmarks/bench_features.py --device gpu --images 2048 --texts 4096
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mmrec.config import DEVICES, device_name, parse_ints
 from workflows.features import image, text
+from workflows.features.extract import torch_device
 
 WORDS = (
     "a young detective returns to her hometown where an old family secret waits in the "
@@ -114,7 +116,7 @@ def batched_texts(model, texts, batch, device) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--device", default="auto", choices=DEVICES, type=device_name)
     ap.add_argument("--images", type=int, default=32)
     ap.add_argument("--texts", type=int, default=64)
     ap.add_argument("--batch-sizes", default="1,8,32,64")
@@ -123,10 +125,8 @@ def main() -> int:
     ap.add_argument("--num-workers", type=int, default=2)
     ap.add_argument("--skip", choices=("image", "text"), default=None)
     args = ap.parse_args()
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
-    batches = [int(b) for b in args.batch_sizes.split(",")]
+    device = torch_device(args.device, torch)
+    batches = list(parse_ints(args.batch_sizes))
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else f"{os.cpu_count()} CPUs"
     print(f"device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
     rows: list[tuple[str, str, float]] = []

@@ -43,6 +43,11 @@ MODALITIES = ("text", "image")
 EMBEDDING_SUFFIX = "_embedding"
 
 
+# the GroupLens archives `mmrec data download` knows (workflows/data/variants.py describes each;
+# a test checks the two agree): any other dataset name is a generated synthetic one
+MOVIELENS_VARIANTS = ("ml-100k", "ml-1m", "ml-20m", "ml-25m", "ml-32m", "ml-latest-small")
+
+
 def embedding_column(modality: str) -> str:
     """`<m>_embedding`: the pretrained vector column (feature store, join Parquet, model input)."""
     return f"{modality}{EMBEDDING_SUFFIX}"

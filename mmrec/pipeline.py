@@ -9,18 +9,29 @@ arguments changed runs again.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from mmrec.config import RunConfig, SyntheticConfig, TrainConfig
+from mmrec.config import (
+    STAGE_CONFIGS,
+    RunConfig,
+    SyntheticConfig,
+    TrainConfig,
+    content_defaults,
+    is_movielens,
+)
 from mmrec.errors import MmrecError
 from mmrec.io import read_json, write_json_atomic
+from mmrec.options import argv_of
 from mmrec.paths import DatasetPaths
 from models.train import seed_run_name
-from workflows.data.variants import VARIANTS
 
 
 @dataclass(frozen=True)
@@ -29,71 +40,72 @@ class Step:
     argv: tuple[str, ...]
 
 
+def _argv(
+    stage: str, values: dict[str, Any], cfg: RunConfig, override: dict[str, Any] | None = None
+) -> tuple[str, ...]:
+    """`mmrec STAGE` with these options, then the run's pass-through options for the stage
+    (`override` replaces some of those: the seed of a second seed's training)."""
+    cls = STAGE_CONFIGS[stage]
+    extra = {**cfg.stage_options.get(stage, {}), **(override or {})}
+    return (
+        *stage.split(),
+        *argv_of(cls, values),
+        *argv_of(cls, extra),
+        "--data-dir",
+        str(cfg.data_dir),
+    )
+
+
 def plan(cfg: RunConfig) -> list[Step]:
     """The ordered steps for this dataset; each is one `mmrec` invocation."""
-    common = ("--data-dir", str(cfg.data_dir))
-    ds = ("--dataset", cfg.dataset)
-    synthetic = cfg.dataset not in VARIANTS
+    synthetic = not is_movielens(cfg.dataset)
+    ds = {"dataset": cfg.dataset}
+    unknown = set(cfg.stage_options) - {"enrich", "features", "etl", "train"}
+    if unknown or ("enrich" in cfg.stage_options and (synthetic or not cfg.source)):
+        raise MmrecError(
+            "enrich options (--images, --texts, --key, --text-column, --limit) need real "
+            "MovieLens and --source"
+            if not unknown
+            else f"mmrec run passes no options to {sorted(unknown)}"
+        )
     steps: list[Step] = []
 
     # data, then enrich (real MovieLens only: the synthetic data arrives enriched)
     if synthetic:
         syn = cfg.synthetic or SyntheticConfig(data_dir=cfg.data_dir, name=cfg.dataset)
-        steps.append(
-            Step(
-                "data",
-                (
-                    "data",
-                    "synthetic",
-                    "--name",
-                    cfg.dataset,
-                    "--users",
-                    str(syn.users),
-                    "--movies",
-                    str(syn.movies),
-                    "--ratings",
-                    str(syn.ratings),
-                    "--seed",
-                    str(syn.seed),
-                    *common,
-                ),
-            )
-        )
+        sizes = {"name": cfg.dataset, "users": syn.users, "movies": syn.movies,
+                 "ratings": syn.ratings, "seed": syn.seed}  # fmt: skip
+        steps.append(Step("data", _argv("data synthetic", sizes, cfg)))
     else:
-        steps.append(Step("data", ("data", "download", cfg.dataset, *common)))
+        steps.append(Step("data", _argv("data download", {"variant": cfg.dataset}, cfg)))
         if cfg.source:
-            steps.append(
-                Step("enrich", ("enrich", *ds, "--source", cfg.source, *cfg.enrich_args, *common))
-            )
+            steps.append(Step("enrich", _argv("enrich", {**ds, "source": cfg.source}, cfg)))
 
     # features: without posters (real data, no enrich source) only text, from the fallback texts
-    modalities = "text,image" if synthetic or cfg.source else "text"
-    image_model = cfg.image_model or ("resnet18" if synthetic else "resnet50")
-    text_model = cfg.text_model or ("minilm" if synthetic else "facebook/bart-large")
-    random_init = (
-        cfg.random_init if cfg.random_init is not None else (("image",) if synthetic else ())
-    )
-    features = ["features", *ds, "--modalities", modalities, "--text-model", text_model]
+    modalities = ("text", "image") if synthetic or cfg.source else ("text",)
+    defaults = content_defaults(cfg.dataset)
+    features: dict[str, Any] = {
+        **ds,
+        "modalities": modalities,
+        "text_model": cfg.text_model or defaults["text_model"],
+    }
     if "image" in modalities:
-        features += ["--image-model", image_model]
+        features["image_model"] = cfg.image_model or defaults["image_model"]
+    random_init = cfg.random_init if cfg.random_init is not None else defaults["random_init"]
     if random_init:
-        features += ["--random-init", ",".join(random_init)]
+        features["random_init"] = random_init
     if cfg.pca:
-        features += [
-            "--pca",
-            ",".join(p for p in cfg.pca.split(",") if p.split("=")[0] in modalities),
-        ]
-    steps.append(Step("features", (*features, *common)))
+        features["pca"] = {m: d for m, d in cfg.pca.items() if m in modalities}
+    steps.append(Step("features", _argv("features", features, cfg)))
 
     # etl
     split = cfg.split or ("cold-items" if synthetic else "random")
     etl_run = f"{split}-{cfg.embeddings}"
-    steps.append(
-        Step("etl", ("etl", *ds, "--split", split, "--embeddings", cfg.embeddings, *common))
-    )
+    etl = {**ds, "split": split, "embeddings": cfg.embeddings}
+    steps.append(Step("etl", _argv("etl", etl, cfg)))
 
     # train: the ablation (ids only, content, content with each control), then retrieval
-    content = modalities
+    content = ",".join(modalities)
     label = content.replace(",", "+")
     runs = [
         ("dlrm", "none", "none"),
@@ -103,39 +115,24 @@ def plan(cfg: RunConfig) -> list[Step]:
         ("two-tower", "none", "none"),
         ("two-tower", content, "none"),
     ]
-    first_seed = TrainConfig(dataset=cfg.dataset, data_dir=cfg.data_dir).seed
+    first_seed = cfg.stage_options.get("train", {}).get(
+        "seed", TrainConfig(dataset=cfg.dataset, data_dir=cfg.data_dir).seed
+    )
     for model, mods, control in runs:
         base = f"{etl_run}.{model}.{mods.replace(',', '+')}.{control}"
         for seed in range(first_seed, first_seed + cfg.seeds):
-            name = seed_run_name(base, seed, first_seed)
-            extra = ("--seed", str(seed)) if seed != first_seed else ()
-            label_seed = f" seed {seed}" if seed != first_seed else ""
-            steps.append(
-                Step(
-                    f"train {model} {mods} {control}{label_seed}",
-                    (
-                        "train",
-                        *ds,
-                        "--etl-run",
-                        etl_run,
-                        "--model",
-                        model,
-                        "--modalities",
-                        mods,
-                        "--control",
-                        control,
-                        "--run-name",
-                        name,
-                        *extra,
-                        *common,
-                    ),
-                )
-            )
-    steps.append(Step("evaluate", ("evaluate", *ds, "--etl-run", etl_run, *common)))
-    steps.append(Step("report", ("report", *ds, *common)))
+            # the first seed's step keeps its name and argv, so a finished run is reused
+            again = seed != first_seed
+            train = {**ds, "etl_run": etl_run, "model": model, "modalities": mods,
+                     "control": control, "run_name": seed_run_name(base, seed, first_seed)}  # fmt: skip
+            name = f"train {model} {mods} {control}" + (f" seed {seed}" if again else "")
+            argv = _argv("train", train, cfg, override={"seed": seed} if again else {})
+            steps.append(Step(name, argv))
+    steps.append(Step("evaluate", _argv("evaluate", {**ds, "etl_run": etl_run}, cfg)))
+    steps.append(Step("report", _argv("report", ds, cfg)))
     if cfg.export:
-        best = f"{etl_run}.dlrm.{label}.none"
-        steps.append(Step("export", ("export", *ds, "--run", best, "--backend", "python", *common)))
+        best = {**ds, "run": f"{etl_run}.dlrm.{label}.none", "backend": "python"}
+        steps.append(Step("export", _argv("export", best, cfg)))
     return steps
 
 
@@ -157,11 +154,11 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         if cfg.force:
             argv.append("--force")
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "mmrec.cli", *argv], check=False)
+        returncode = run_stage([sys.executable, "-m", "mmrec.cli", *argv])
         seconds = round(time.perf_counter() - t0, 2)
-        if proc.returncode != 0:
+        if returncode != 0:
             raise MmrecError(
-                f"step {step.name!r} failed (exit {proc.returncode}) after {seconds} s; "
+                f"step {step.name!r} failed (exit {returncode}) after {seconds} s; "
                 "fix the cause above and rerun `mmrec run` to resume from this step"
             )
         done[step.name] = {"argv": list(step.argv), "seconds": seconds, "finished_at": time.time()}
@@ -170,6 +167,48 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     summary = summarize(paths, ordered)
     write_json_atomic(paths.root / "run_summary.json", summary)
     return summary
+
+
+STOP_GRACE_S = 30.0  # how long a stopped stage may take to exit before it is killed
+
+
+def run_stage(cmd: list[str]) -> int:
+    """Run one stage as a child process that does not outlive this one.
+
+    The child and whatever it starts (the features env, Dask workers) get a session and process
+    group of their own, so a terminal's Ctrl-C reaches only us: SIGTERM or SIGINT to `mmrec run`
+    is passed on to that group, which gets STOP_GRACE_S to finish (an interrupted stage resumes
+    on the next run), then SIGKILL. Then this process ends as interrupted (KeyboardInterrupt:
+    the CLI says to rerun to resume).
+    """
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    stopped: list[int] = []
+
+    def forward(signum: int, _frame: Any) -> None:
+        stopped.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signum)
+        if len(stopped) == 1:  # a second signal is only passed on: the cleanup below goes on
+            raise KeyboardInterrupt
+
+    handlers = (signal.SIGTERM, signal.SIGINT)
+    main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, forward) for s in handlers} if main else {}
+    try:
+        return proc.wait()
+    except BaseException:
+        if not stopped:  # an exception of our own: the stage must not go on without us
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=STOP_GRACE_S)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group, if any
+        proc.wait()
+        raise
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def summarize(paths: DatasetPaths, done: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mmrec.config import BASELINE_STRENGTH
 from models.data import Interactions
 
 
@@ -28,7 +29,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def ranking_baselines(
-    train: Interactions, valid: Interactions, strength: float = 5.0
+    train: Interactions, valid: Interactions, strength: float = BASELINE_STRENGTH
 ) -> dict[str, np.ndarray]:
     """Probabilities for every valid row from each ranking baseline."""
     prior = float(train.labels.mean())

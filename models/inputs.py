@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from mmrec.config import parse_list
 from mmrec.contracts import (
     FLAG_PREFIX,
     GENRES,
@@ -42,8 +43,8 @@ CONTROLS = ("none", "constant", "shuffled")
 
 def parse_modalities(text: str | Sequence[str]) -> tuple[str, ...]:
     """'none' | 'text' | 'image' | 'text,image' -> a sorted tuple (empty for none)."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    items = [s.strip() for s in items if s.strip() and s.strip() != "none"]
+    items = parse_list(text) if isinstance(text, str) else [s.strip() for s in text]
+    items = [s for s in items if s and s != "none"]
     bad = [s for s in items if s not in MODALITIES]
     if bad:
         raise MmrecError(f"unknown modality {bad[0]!r}: choose from none, {', '.join(MODALITIES)}")

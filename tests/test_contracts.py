@@ -65,3 +65,10 @@ def test_done_skips_same_parameters_and_names_a_change(tmp_path: Path) -> None:
     with pytest.raises(MmrecError, match=r"learning_rate: 0\.01 -> 0\.02.*--force"):
         check_done(record, other, force=False)
     assert changes({"a": 1}, {"a": 1, "b": 2}) == ["b: '(not recorded)' -> 2"]
+
+
+def test_the_movielens_names_are_the_variants_download_knows() -> None:
+    from mmrec.contracts import MOVIELENS_VARIANTS
+    from workflows.data.variants import VARIANTS
+
+    assert set(MOVIELENS_VARIANTS) == set(VARIANTS)

@@ -213,3 +213,22 @@ def test_cli_reruns_itself_in_the_features_env(tmp_path: Path) -> None:
     assert store.schema.field("text_embedding").type == pa.list_(pa.float32(), 2)
     meta = json.loads(store.schema.metadata[b"mmrec"])
     assert meta["modalities"]["image"]["weights"] == "random-init"
+
+
+@pytest.mark.skipif(not FEATURES_PYTHON.exists(), reason=f"{FEATURES_PYTHON} not created")
+def test_features_on_synthetic_data_needs_no_flags(tmp_path: Path) -> None:
+    """`mmrec features --dataset synthetic` alone works offline, with the models `mmrec run` uses."""
+    env = {k: v for k, v in os.environ.items() if k != envs.FEATURES_PYTHON_ENV}
+    env.update(MMREC_NO_PROGRESS="1", HF_HUB_OFFLINE="1")
+    mmrec = [sys.executable, "-m", "mmrec.cli"]
+    data = ["data", "synthetic", "--users", "30", "--movies", "20", "--ratings", "300"]
+    subprocess.run([*mmrec, *data, "--data-dir", str(tmp_path)], check=True, env=env)
+    cmd = [*mmrec, "features", "--dataset", "synthetic", "--data-dir", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads(
+        pq.read_schema(tmp_path / "synthetic" / "feature_store.parquet").metadata[b"mmrec"]
+    )
+    image, text = meta["modalities"]["image"], meta["modalities"]["text"]
+    assert image["model"] == "resnet18" and image["weights"] == "random-init"
+    assert text["model"] == "minilm" and text["weights"] != "random-init"  # real weights

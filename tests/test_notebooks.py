@@ -9,6 +9,8 @@ Later notebooks read what earlier ones wrote, so asking for one executes those b
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +18,16 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+from mmrec.config import (
+    EnrichConfig,
+    EtlConfig,
+    FeaturesConfig,
+    SyntheticConfig,
+    TrainConfig,
+    opt_of,
+    parse_pca,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -55,6 +67,75 @@ def test_committed_notebook_is_clean(name: str, kernel: str, _: set) -> None:
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{name}: expected one cell tagged 'parameters'"
     assert "MMREC_NB_DATA_DIR" in tagged[0].source and "DATASET" in tagged[0].source
+
+
+# Parameters that are a stage option: (config, field). Their default must be the config's, the
+# choices listed in their comment the declared ones; None where the default is derived.
+PARAMETER_FIELDS = {
+    "SEED": (SyntheticConfig, "seed"),
+    "LIMIT": (EnrichConfig, "limit"),
+    "BATCH_SIZE": (FeaturesConfig, "batch_size"),
+    "NUM_WORKERS": (FeaturesConfig, "num_workers"),
+    "IMAGE_WEIGHTS": (FeaturesConfig, "image_weights"),
+    "MAX_TEXT_TOKENS": (FeaturesConfig, "max_text_tokens"),
+    "MODALITIES": (FeaturesConfig, "modalities"),
+    "PCA": (FeaturesConfig, "pca"),
+    "DEVICE": (EtlConfig, "device"),
+    "SPLIT": (EtlConfig, "split"),
+    "EMBEDDINGS": (EtlConfig, "embeddings"),
+    "WORKERS": (EtlConfig, "workers"),
+    "SCHEDULER": (EtlConfig, "scheduler"),
+    "EPOCHS": (TrainConfig, "epochs"),
+    "ETL_RUN": (TrainConfig, "etl_run"),
+}
+DERIVED = {"IMAGE_MODEL", "TEXT_MODEL", "RANDOM_INIT"}  # None: mmrec.config.content_defaults
+# notebook-only settings (which dataset, what to show or compare), not a stage's option
+NOTEBOOK_ONLY = {"DATASET", "DATA_DIR", "FORCE", "SIZE", "SOURCE", "MODELS", "ABLATION",
+                 "SHUFFLED_CONTROL", "RUN", "BACKEND"}  # fmt: skip
+
+
+def _parameters(name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, str]:
+    """The parameter cell's values with no MMREC_* override set, and its source."""
+    for key in [k for k in os.environ if k.startswith("MMREC_")]:
+        monkeypatch.delenv(key)
+    source = next(c.source for c in _read(name).cells if "parameters" in c.metadata.get("tags", []))
+    namespace: dict = {}
+    exec(source, namespace)
+    return {k: v for k, v in namespace.items() if k.isupper()}, source
+
+
+@pytest.mark.parametrize("name", [n[0] for n in PRESENT])
+def test_parameter_cell_matches_the_configs(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    values, source = _parameters(name, monkeypatch)
+    unknown = set(values) - set(PARAMETER_FIELDS) - DERIVED - NOTEBOOK_ONLY
+    assert not unknown, f"{name}: map {sorted(unknown)} to a config field in this test"
+    for param, value in values.items():
+        if param in DERIVED:
+            assert value is None, f"{name}: {param} should default to None (the dataset's default)"
+        if param not in PARAMETER_FIELDS:
+            continue
+        cls, field = PARAMETER_FIELDS[param]
+        default = getattr(cls(**_required(cls)), field)
+        if field == "pca":
+            value = parse_pca(value)
+        assert (
+            value == default
+        ), f"{name}: {param} = {value!r}, {cls.__name__}.{field} = {default!r}"
+        choices = opt_of(cls, field).choices
+        line = next(ln for ln in source.splitlines() if ln.startswith(f"{param} ="))
+        listed = re.findall(r'"([^"]+)"', line.partition("#")[2])
+        if choices and listed:
+            assert sorted(listed) == sorted(choices), f"{name}: {param}'s comment lists {listed}"
+    models = values.get("MODELS", [])
+    assert set(models) <= set(opt_of(TrainConfig, "model").choices)
+
+
+def _required(cls: type) -> dict:
+    return (
+        {"dataset": "synthetic", "data_dir": Path("d")}
+        if cls is not SyntheticConfig
+        else {"data_dir": Path("d")}
+    )
 
 
 def test_every_notebook_of_the_series_exists() -> None:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from mmrec.commands import RAW, add_data_dir, add_force, data_dir_of, examples
-from mmrec.config import FeaturesConfig
-from mmrec.errors import MmrecError
+from mmrec.commands import stage_command
+from mmrec.config import FeaturesConfig, content_defaults
+from mmrec.options import argv_of, config_from, option_fields
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    d = FeaturesConfig(dataset="", data_dir=Path("."))
-    p = sub.add_parser(
+    p = stage_command(
+        sub,
         "features",
+        FeaturesConfig,
+        _features,
         help="embed posters (torchvision) and synopses (transformers); build the feature store",
         description=(
             "Embed each movie's poster and synopsis (a fallback text from title, genres and tags "
@@ -21,133 +22,50 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Runs in the features environment (PyTorch); started from the pipeline environment it "
             "re-runs itself there. Interrupted runs resume from finished shards; reruns are no-ops."
         ),
-        formatter_class=RAW,
-        epilog=examples(
+        example_lines=(
             "mmrec features --dataset ml-latest-small",
             "mmrec features --dataset synthetic --text-model minilm --random-init image",
-            "mmrec features --dataset ml-25m --device cuda --batch-size 128 --num-workers 8",
+            "mmrec features --dataset ml-25m --device gpu --batch-size 128 --num-workers 8",
             "mmrec features --dataset ml-25m --image-weights /models/resnet50-11ad3fa6.pth",
             "mmrec features --dataset synthetic --store-only --pca image=64,text=32",
-        )
-        + "\n\nWeights load offline only: torchvision's from $TORCH_HOME/hub/checkpoints/, "
+        ),
+        note="\n\nUnnamed models follow the dataset (mmrec.config.content_defaults): offline-capable"
+        "\nones on synthetic data, the original series' ResNet-50 and BART-large on MovieLens."
+        "\nWeights load offline only: torchvision's from $TORCH_HOME/hub/checkpoints/, "
         "Hugging Face\nmodels from the HF cache or a local folder. "
         "--random-init is for tests and demos.",
     )
-    p.add_argument("--dataset", required=True, help="dataset folder under --data-dir")
-    p.add_argument("--modalities", default=",".join(d.modalities), help="comma list of image,text")
-    p.add_argument("--image-model", default=d.image_model, help="torchvision model name")
-    p.add_argument(
-        "--image-weights",
-        type=Path,
-        default=None,
-        help="state dict file (.pth/.safetensors) instead of torchvision's cache",
-    )
-    p.add_argument(
-        "--text-model",
-        default=d.text_model,
-        help="HF model id (cached) or local folder; 'minilm': the packaged MiniLM-L6-v2",
-    )
-    p.add_argument(
-        "--random-init",
-        nargs="?",
-        const="image,text",
-        default="",
-        metavar="MODALITIES",
-        help="random seeded weights for these modalities (default all; tests, demos), "
-        "recorded as random-init",
-    )
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument(
-        "--num-workers", type=int, default=d.num_workers, help="poster decoding worker processes"
-    )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device)
-    p.add_argument(
-        "--shard-size", type=int, default=d.shard_size, help="movies per resumable shard"
-    )
-    p.add_argument(
-        "--max-text-tokens",
-        type=int,
-        default=None,
-        help="cut texts at this many tokens (default: the model's limit)",
-    )
-    p.add_argument("--pca", default="", help="reduce in the store, e.g. image=64,text=32")
-    p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument(
         "--store-only",
         action="store_true",
         help="only rebuild feature_store.parquet from existing features (no PyTorch)",
     )
-    add_data_dir(p)
-    add_force(p)
-    p.set_defaults(func=_features)
 
 
-def _parse_pca(text: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for part in filter(None, (s.strip() for s in text.split(","))):
-        name, sep, value = part.partition("=")
-        if not sep or not value.strip().isdigit():
-            raise MmrecError(f"--pca: expected MODALITY=DIM, got {part!r}")
-        out[name.strip()] = int(value)
-    return out
+def _config(args: argparse.Namespace) -> FeaturesConfig:
+    """The stage's config; models left unset take the dataset's defaults (content_defaults)."""
+    unset = {k: v for k, v in content_defaults(args.dataset).items() if getattr(args, k) is None}
+    return config_from(FeaturesConfig, args, **unset)
 
 
-def _modalities(text: str) -> tuple[str, ...]:
-    return tuple(m.strip() for m in text.split(",") if m.strip())
-
-
-def _argv(args: argparse.Namespace) -> list[str]:
-    """The same command as flags, for running it again in the features environment."""
-    argv = ["features", "--dataset", args.dataset, "--data-dir", str(data_dir_of(args))]
-    for flag, value in (
-        ("--modalities", args.modalities),
-        ("--image-model", args.image_model),
-        ("--image-weights", args.image_weights),
-        ("--text-model", args.text_model),
-        ("--batch-size", args.batch_size),
-        ("--num-workers", args.num_workers),
-        ("--device", args.device),
-        ("--shard-size", args.shard_size),
-        ("--max-text-tokens", args.max_text_tokens),
-        ("--pca", args.pca),
-        ("--seed", args.seed),
-    ):
-        if value is not None and value != "":
-            argv += [flag, str(value)]
-    if args.random_init:
-        argv.append(f"--random-init={args.random_init}")
-    if args.force:
-        argv.append("--force")
-    return argv
+def _argv(cfg: FeaturesConfig) -> list[str]:
+    """The same command as flags, every option explicit, for the features environment."""
+    values = {name: getattr(cfg, name) for name in option_fields(FeaturesConfig)}
+    argv = ["features", *argv_of(FeaturesConfig, values), "--data-dir", str(cfg.data_dir)]
+    return argv + (["--force"] if cfg.force else [])
 
 
 def _features(args: argparse.Namespace) -> int:
     from mmrec import envs
 
-    cfg = FeaturesConfig(
-        dataset=args.dataset,
-        data_dir=data_dir_of(args),
-        modalities=_modalities(args.modalities),
-        image_model=args.image_model,
-        image_weights=args.image_weights,
-        text_model=args.text_model,
-        random_init=_modalities(args.random_init),
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        device=args.device,
-        shard_size=args.shard_size,
-        max_text_tokens=args.max_text_tokens,
-        pca=_parse_pca(args.pca),
-        seed=args.seed,
-        force=args.force,
-    )
+    cfg = _config(args)
     if args.store_only:
         from workflows.features.store import build_feature_store
 
         _print_store(build_feature_store(cfg))
         return 0
     if not envs.has_torch():
-        return envs.run_in_features_env(_argv(args))
+        return envs.run_in_features_env(_argv(cfg))
     from workflows.features.extract import extract_features
 
     summary = extract_features(cfg)

@@ -4,85 +4,78 @@ from __future__ import annotations
 
 import argparse
 
-from mmrec.commands import RAW, add_data_dir, add_force, data_dir_of, examples
-from mmrec.config import RunConfig, SyntheticConfig
+from mmrec.commands import data_dir_of, stage_command
+from mmrec.config import RUN_PASS_THROUGH, STAGE_CONFIGS, RunConfig, SyntheticConfig, opt_of
+from mmrec.options import add_option, add_options, config_from, parse_value
+
+SYNTHETIC_SIZES = ("users", "movies", "ratings", "seed")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = stage_command(
+        sub,
         "run",
+        None,
+        _run,
         help="run the whole pipeline on a dataset (default: the embedded synthetic one)",
-        formatter_class=RAW,
         description="Runs every stage in order. Interrupted? Run the same command again: "
-        "finished steps are skipped.",
-        epilog=examples(
+        "finished steps are skipped. The stage options below are passed to that stage only "
+        "when given (see `mmrec STAGE --help`).",
+        example_lines=(
             "mmrec run",
             "mmrec run --data-dir /data",
             "mmrec run --dataset ml-latest-small --source tmdb",
+            "mmrec run --dataset ml-1m --source local --images posters/ --texts plots.csv "
+            "--key imdbId",
+            "mmrec run --device gpu --features-batch-size 128 --epochs 5 --train-seed 1",
         ),
     )
-    p.add_argument(
-        "--dataset", default="synthetic", help="synthetic (default) or a MovieLens variant"
+    add_options(p, RunConfig, ["dataset", "source"])
+    add_options(p, SyntheticConfig, SYNTHETIC_SIZES)
+    add_options(
+        p,
+        RunConfig,
+        ["split", "embeddings", "image_model", "text_model", "pca", "seeds", "export"],
     )
-    p.add_argument(
-        "--source", default=None, help="enrich source for real MovieLens: tmdb|imdb|local"
-    )
-    syn = SyntheticConfig(data_dir=None)  # type: ignore[arg-type]
-    p.add_argument("--users", type=int, default=syn.users, help="synthetic users")
-    p.add_argument("--movies", type=int, default=syn.movies, help="synthetic movies")
-    p.add_argument("--ratings", type=int, default=syn.ratings, help="synthetic ratings")
-    p.add_argument("--seed", type=int, default=syn.seed)
-    p.add_argument(
-        "--split",
-        choices=("random", "temporal", "cold-items"),
-        default=None,
-        help="default: cold-items on synthetic data, random on MovieLens",
-    )
-    p.add_argument("--embeddings", choices=("join", "lookup"), default="lookup")
-    p.add_argument("--image-model", default=None, help="default: resnet18 (synthetic), resnet50")
-    p.add_argument(
-        "--text-model", default=None, help="default: minilm (synthetic), facebook/bart-large"
-    )
-    p.add_argument(
-        "--pca", default=RunConfig(data_dir=None).pca, help='per modality; "" keeps all dims'
-    )  # type: ignore[arg-type]
-    p.add_argument(
-        "--seeds",
-        type=int,
-        default=RunConfig(data_dir=None).seeds,  # type: ignore[arg-type]
-        help="train every configuration with this many seeds (42, 43, ...); the report averages"
-        " them and gives each gain an interval (default 1)",
-    )
-    p.add_argument("--no-export", action="store_true", help="stop after the report")
-    add_data_dir(p)
-    add_force(p)
-    p.set_defaults(func=_run)
+    stages = p.add_argument_group("stage options")
+    for flag, targets in RUN_PASS_THROUGH.items():
+        stage, name = targets[0]
+        spec = opt_of(STAGE_CONFIGS[stage], name)
+        where = " and ".join(s for s, _ in targets)
+        add_option(
+            stages,
+            STAGE_CONFIGS[stage],
+            name,
+            flag=flag,
+            dest=_dest(flag),
+            cli_default=None,
+            help=f"{where}: {spec.help}" if spec.help else where,
+            metavar=None if spec.choices else flag.lstrip("-").replace("-", "_").upper(),
+        )
+
+
+def _dest(flag: str) -> str:
+    return "stage_" + flag.lstrip("-").replace("-", "_")
+
+
+def _stage_options(args: argparse.Namespace) -> dict[str, dict]:
+    """The pass-through flags that were given, as {stage: {field: value}}."""
+    out: dict[str, dict] = {}
+    for flag, targets in RUN_PASS_THROUGH.items():
+        raw = getattr(args, _dest(flag))
+        if raw is None:
+            continue
+        for stage, name in targets:
+            out.setdefault(stage, {})[name] = parse_value(STAGE_CONFIGS[stage], name, raw)
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:
     from mmrec.pipeline import format_summary, run_pipeline
 
     data_dir = data_dir_of(args)
-    cfg = RunConfig(
-        data_dir=data_dir,
-        dataset=args.dataset,
-        source=args.source,
-        synthetic=SyntheticConfig(
-            data_dir=data_dir,
-            name=args.dataset,
-            users=args.users,
-            movies=args.movies,
-            ratings=args.ratings,
-            seed=args.seed,
-        ),
-        split=args.split,
-        embeddings=args.embeddings,
-        image_model=args.image_model,
-        text_model=args.text_model,
-        pca=args.pca,
-        seeds=args.seeds,
-        export=not args.no_export,
-        force=args.force,
-    )
+    sizes = {k: getattr(args, k) for k in SYNTHETIC_SIZES}
+    synthetic = SyntheticConfig(data_dir=data_dir, name=args.dataset, **sizes)
+    cfg = config_from(RunConfig, args, synthetic=synthetic, stage_options=_stage_options(args))
     print(format_summary(run_pipeline(cfg)))
     return 0

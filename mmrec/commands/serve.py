@@ -3,40 +3,31 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from mmrec.commands import RAW, add_data_dir, data_dir_of, examples
+from mmrec.commands import data_dir_of, stage_command
 from mmrec.config import ServeConfig
+from mmrec.options import config_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = stage_command(
+        sub,
         "serve",
+        ServeConfig,
+        _serve,
+        force=False,
         help="serve an exported repository with tritonserver on 127.0.0.1",
-        formatter_class=RAW,
         description="Uses `tritonserver` from PATH (the Merlin image) or the one bundled in "
         "nvidia-pytriton (python backend only: export with --backend python). Waits until the "
         "models are ready, prints the HTTP and gRPC URLs, stops cleanly on Ctrl-C / SIGTERM.",
-        epilog=examples(
+        example_lines=(
             "mmrec serve --run dlrm",
             "mmrec serve --repository data/synthetic/export/dlrm/triton --http-port 8000",
             "curl -s 127.0.0.1:8000/v2/health/ready -o /dev/null -w '%{http_code}\\n'",
         ),
     )
-    defaults = ServeConfig(repository=Path("."))
-    p.add_argument("--repository", type=Path, default=None, help="a Triton model repository")
     p.add_argument("--dataset", default="synthetic", help="with --run: <dataset>/export/<run>")
     p.add_argument("--run", default=None, help="exported run name")
-    p.add_argument("--host", default=defaults.host, help="address to bind (default 127.0.0.1)")
-    p.add_argument("--http-port", type=int, default=0, help="default: a free port")
-    p.add_argument("--grpc-port", type=int, default=0, help="default: a free port")
-    p.add_argument("--tritonserver", type=Path, default=None, help="binary to run")
-    p.add_argument(
-        "--timeout", type=float, default=defaults.startup_timeout_s, help="start-up limit, s"
-    )
-    p.add_argument("--log-verbose", type=int, default=0, help="tritonserver --log-verbose")
-    add_data_dir(p)
-    p.set_defaults(func=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -49,15 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
         if not args.run:
             raise MmrecError("give --repository DIR or --run NAME (an export under <dataset>)")
         repository = DatasetPaths.of(data_dir_of(args), args.dataset).export / args.run / "triton"
-    cfg = ServeConfig(
-        repository=repository,
-        host=args.host,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        tritonserver=args.tritonserver,
-        startup_timeout_s=args.timeout,
-        log_verbose=args.log_verbose,
-    )
+    cfg = config_from(ServeConfig, args, repository=repository)
 
     def ready(server) -> None:
         print(f"serving {repository}", flush=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmrec.config import ServeConfig
+from mmrec.config import FREE_PORT, SERVE_HOST, TRITON_STARTUP_TIMEOUT_S, ServeConfig
 from mmrec.contracts import ENTRY_MODEL
 from mmrec.errors import MmrecError
 from mmrec.io import atomic_dir
@@ -108,11 +108,11 @@ class TritonServer:
         self,
         repository: str | os.PathLike[str],
         *,
-        host: str = "127.0.0.1",
-        http_port: int = 0,
-        grpc_port: int = 0,
+        host: str = SERVE_HOST,
+        http_port: int = FREE_PORT,
+        grpc_port: int = FREE_PORT,
         binary: Binary | None = None,
-        startup_timeout_s: float = 180.0,
+        startup_timeout_s: float = TRITON_STARTUP_TIMEOUT_S,
         log_path: str | os.PathLike[str] | None = None,
         log_verbose: int = 0,
         ready_model: str | None = ENTRY_MODEL,

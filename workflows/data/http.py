@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from mmrec.config import DOWNLOAD_BACKOFF_S, DOWNLOAD_RETRIES, DOWNLOAD_TIMEOUT_S
 from mmrec.errors import MmrecError
 from mmrec.progress import progress
 from mmrec.retry import RetryPolicy, retrying
@@ -40,9 +41,9 @@ def download_file(
     url: str,
     dest: str | os.PathLike[str],
     *,
-    timeout_s: float = 60.0,
-    retries: int = 5,
-    backoff_s: float = 1.0,
+    timeout_s: float = DOWNLOAD_TIMEOUT_S,
+    retries: int = DOWNLOAD_RETRIES,
+    backoff_s: float = DOWNLOAD_BACKOFF_S,
     desc: str | None = None,
 ) -> int:
     """Download `url` to `dest` (via `dest.part`, renamed when complete); return its size.
@@ -69,9 +70,9 @@ def download_file(
 def fetch_text(
     url: str,
     *,
-    timeout_s: float = 60.0,
-    retries: int = 5,
-    backoff_s: float = 1.0,
+    timeout_s: float = DOWNLOAD_TIMEOUT_S,
+    retries: int = DOWNLOAD_RETRIES,
+    backoff_s: float = DOWNLOAD_BACKOFF_S,
     max_bytes: int = 1 << 20,
 ) -> str:
     """GET a small text resource (a checksum file) with the same retry policy."""

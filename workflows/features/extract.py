@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mmrec.config import FeaturesConfig
+from mmrec.config import DEVICES, FeaturesConfig, device_name
 from mmrec.errors import MmrecError
 from mmrec.io import write_table_atomic
 from mmrec.paths import DatasetPaths
@@ -41,7 +41,7 @@ def extract_features(cfg: FeaturesConfig) -> dict:
     if cfg.batch_size < 1 or cfg.shard_size < 1 or cfg.num_workers < 0:
         raise MmrecError("batch size and shard size must be >= 1, num workers >= 0")
     paths = DatasetPaths.of(cfg.data_dir, cfg.dataset)
-    device = _device(cfg.device, torch)
+    device = torch_device(cfg.device, torch)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     summary: dict[str, Any] = {"dataset": cfg.dataset, "root": str(paths.root)}
@@ -53,14 +53,16 @@ def extract_features(cfg: FeaturesConfig) -> dict:
     return summary
 
 
-def _device(name: str, torch: Any) -> Any:
+def torch_device(name: str, torch: Any) -> Any:
+    """The project's device vocabulary (cpu | gpu | auto; `cuda` still accepted) to torch's."""
+    name = device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise MmrecError("--device cuda was asked for but torch sees no CUDA GPU")
-    if name not in ("cpu", "cuda"):
-        raise MmrecError(f"unknown device {name!r}; use auto, cpu or cuda")
-    return torch.device(name)
+    if name == "gpu" and not torch.cuda.is_available():
+        raise MmrecError("--device gpu was asked for but torch sees no CUDA GPU")
+    if name not in DEVICES:
+        raise MmrecError(f"unknown device {name!r}; use {', '.join(DEVICES)}")
+    return torch.device("cuda" if name == "gpu" else "cpu")
 
 
 def _up_to_date(out: Path, input_fp: str, force: bool) -> dict | None:
