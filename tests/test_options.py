@@ -41,7 +41,15 @@ INTENDED = {
     ("features", "--text-model"): {"default": None},
     ("features", "--random-init"): {"default": None},
 }
-ADDED = {("run", flag) for flag in RUN_PASS_THROUGH}
+ADDED = {("run", flag) for flag in RUN_PASS_THROUGH} | {
+    # issue 12: seeds, and the intervals and strong baselines of evaluate
+    ("train", "--seeds"),
+    ("run", "--seeds"),
+    ("evaluate", "--bootstrap-samples"),
+    ("evaluate", "--bootstrap-seed"),
+    ("evaluate", "--no-strong-baselines"),
+    ("evaluate", "--ease-max-items"),
+}
 
 
 def _rows(snapshot: dict) -> dict[tuple[str, str], dict]:
