@@ -144,6 +144,7 @@ class EtlConfig:
     workers: int = 0  # local Dask worker processes; 0: single process, synchronous scheduler
     scheduler: str | None = None  # address of an existing Dask scheduler
     part_size: str = "256MB"  # NVTabular partition size
+    partitions: int | None = None  # train/ and valid/ as this many equal files (N Horovod ranks)
     batch_rows: int = 2_000_000  # rows per streamed batch when validating and splitting
     force: bool = False
 
@@ -196,7 +197,8 @@ class TrainConfig:
     run_name: str | None = None  # None: "<etl-run>.<model>.<modalities>.<control>"
     batch_size: int | None = None
     epochs: int | None = None  # upper bound; early stopping usually ends sooner
-    learning_rate: float | None = None
+    learning_rate: float | None = None  # per rank: Horovod runs use learning_rate x ranks
+    lr_warmup_epochs: int = 0  # Horovod: ramp from learning_rate to learning_rate x ranks
     embedding_dim: int | None = None
     mlp: tuple[int, ...] | None = None  # DLRM top MLP / two-tower tower MLP
     dropout: float | None = None

@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "mmrec etl --dataset synthetic --embeddings join --modalities image,text",
             "mmrec etl --dataset ml-25m --device gpu --workers 2 --part-size 1GB",
             "mmrec etl --dataset ml-25m --scheduler tcp://10.0.0.5:8786",
+            "mmrec etl --dataset synthetic --partitions 4   # for horovodrun -np 4 mmrec train",
         ),
     )
     p.add_argument("--dataset", required=True, help="dataset folder under the data dir")
@@ -85,6 +86,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="address of an existing Dask scheduler (its workers must see --data-dir)",
     )
     p.add_argument("--part-size", default=d.part_size, help="NVTabular partition size, e.g. 256MB")
+    p.add_argument(
+        "--partitions",
+        type=int,
+        default=d.partitions,
+        help="write train/ and valid/ as N equal files, for N Horovod ranks (or N/k ranks)",
+    )
     add_data_dir(p)
     add_force(p)
     p.set_defaults(func=_etl)
@@ -118,6 +125,7 @@ def _etl(args: argparse.Namespace) -> int:
         workers=args.workers,
         scheduler=args.scheduler,
         part_size=args.part_size,
+        partitions=args.partitions,
         force=args.force,
     )
     s = run_etl(cfg)

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "mmrec train --dataset ml-25m --model dlrm --etl-run random-lookup --batch-size 16384",
         )
         + "\n\nUnset hyper-parameters take per-size defaults (models.train.defaults_for)."
-        + "\nMulti-GPU: in the Merlin image, `horovodrun -np N mmrec train ...` (not tested here).",
+        + "\nData-parallel: `horovodrun -np N mmrec train ...` (docs/scaling.md).",
     )
     d = TrainConfig(dataset="", data_dir=data_dir_of(argparse.Namespace(data_dir=None)))
     p.add_argument("--dataset", required=True, help="dataset folder under --data-dir")
@@ -52,7 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="upper bound (early stopping)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (per rank)")
+    p.add_argument(
+        "--lr-warmup-epochs",
+        type=int,
+        default=d.lr_warmup_epochs,
+        help="Horovod: epochs to ramp the rate from --lr to --lr x ranks (default 0: none)",
+    )
     p.add_argument("--embedding-dim", type=int, default=None)
     p.add_argument("--mlp", type=_ints, default=None, help="e.g. 64,32 (DLRM top / tower MLP)")
     p.add_argument("--dropout", type=float, default=None)
@@ -93,6 +99,7 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         epochs=args.epochs,
         learning_rate=args.lr,
+        lr_warmup_epochs=args.lr_warmup_epochs,
         embedding_dim=args.embedding_dim,
         mlp=args.mlp,
         dropout=args.dropout,
@@ -107,6 +114,8 @@ def _train(args: argparse.Namespace) -> int:
         force=args.force,
     )
     summary = train(cfg)
+    if summary.get("rank"):  # Horovod: rank 0 alone reports
+        return 0
     status = "already trained" if summary.get("skipped") else "done"
     print(f"{summary['run']}: {status} -> {summary['path']}")
     print(json.dumps(summary["metrics"], indent=1))

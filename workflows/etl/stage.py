@@ -147,8 +147,20 @@ def run_etl(cfg: EtlConfig) -> dict:
             wf.fit(fit_on)
             fit_mode = "full train pass" if needs_stats else f"{FIT_SAMPLE_ROWS}-row train sample"
             t = lap("fit", t)
+            files = {}
             for name, ds in (("train", train_ds), ("valid", valid_ds)):
                 _write_transformed(wf, ds, tmp / name, row_group_rows, compute)
+                if cfg.partitions:  # equal files, for Horovod ranks (models/distributed.py)
+                    from workflows.etl.writer import repartition
+
+                    files[name] = list(
+                        repartition(
+                            tmp / name,
+                            cfg.partitions,
+                            schema=wf.output_schema,
+                            row_group_rows=row_group_rows,
+                        ).values()
+                    )
                 t = lap(f"transform_{name}", t)
             wf.save(str(tmp / "workflow"), modules_byvalue=["workflows.etl.ops"])
             output_schema = wf.output_schema
@@ -190,6 +202,7 @@ def run_etl(cfg: EtlConfig) -> dict:
                 "part_size": cfg.part_size,
                 "input_part_bytes": input_part,
                 "partitions": partitions,
+                "file_rows": files or None,  # --partitions: rows of each written file
                 "fit": fit_mode,
             },
             "options": {
@@ -257,4 +270,6 @@ def _parameters(cfg: EtlConfig) -> dict:
 
     skip = {"data_dir", "force", "device", "workers", "scheduler", "part_size", "batch_rows"}
     out = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
+    if out.get("partitions") is None:  # unset: the parameters of runs made before the option
+        out.pop("partitions", None)
     return json.loads(json.dumps(out, default=str))
