@@ -56,6 +56,25 @@ class Ranks:
 
         return hvd.broadcast_object(value, root_rank=0, name=name)
 
+    def decide(self, fn: Any, name: str) -> Any:
+        """`fn()` run on rank 0 alone, its result (or its MmrecError) on every rank.
+
+        For decisions that touch the file system (resume or restart): one rank decides, so the
+        ranks cannot disagree, and a failure fails every rank instead of leaving them waiting.
+        """
+        if not self.active:
+            return fn()
+        outcome: tuple[str, Any] = ("", None)
+        if self.writer:
+            try:
+                outcome = ("ok", fn())
+            except MmrecError as exc:
+                outcome = ("error", str(exc))
+        kind, value = self.broadcast(outcome, name)
+        if kind == "error":
+            raise MmrecError(value)
+        return value
+
     def gather(self, value: Any, name: str) -> list[Any]:
         """Every rank's `value`, in rank order, on every rank."""
         if not self.active:
@@ -182,23 +201,24 @@ def fixed_steps(loader: Any, steps: int | None) -> Any:
     return FixedSteps()
 
 
-def sync_callbacks(hp_scaling: dict[str, Any], steps_per_epoch: int | None) -> tuple[list, list]:
-    """(before, after) Keras callbacks around early stopping on N ranks (empty on one).
+def sync_callbacks(hp_scaling: dict[str, Any], steps_per_epoch: int | None) -> tuple[list, ...]:
+    """(start, average, stop) Keras callbacks for N ranks (empty lists on one).
 
-    before: broadcast rank 0's initial variables (also after a resume), the learning-rate
-    warm-up, then the metric averaging, so early stopping and the history see the mean over
-    ranks. Merlin appends the same Horovod callbacks after ours, too late for early stopping;
-    it skips types already given. after: rank 0's stop decision, broadcast to every rank.
+    start: broadcast rank 0's initial variables (also after a resume) and the learning-rate
+    warm-up. average: the metrics averaged over the ranks; it goes after the callbacks that add
+    validation metrics and before early stopping, so early stopping and the history see the
+    mean. Merlin appends the same Horovod callbacks after ours (too late for early stopping)
+    unless their types are already there. stop: rank 0's stop decision, on every rank.
     """
     r = ranks()
     if not r.active:
-        return [], []
+        return [], [], []
     import horovod.tensorflow.keras as hvd
     import tensorflow as tf
 
-    before: list[Any] = [hvd.callbacks.BroadcastGlobalVariablesCallback(0)]
+    start: list[Any] = [hvd.callbacks.BroadcastGlobalVariablesCallback(0)]
     if hp_scaling["warmup_epochs"] > 0:
-        before.append(
+        start.append(
             hvd.callbacks.LearningRateWarmupCallback(
                 initial_lr=hp_scaling["learning_rate"],
                 warmup_epochs=hp_scaling["warmup_epochs"],
@@ -206,7 +226,6 @@ def sync_callbacks(hp_scaling: dict[str, Any], steps_per_epoch: int | None) -> t
                 verbose=0,
             )
         )
-    before.append(hvd.callbacks.MetricAverageCallback())
 
     class SameStop(tf.keras.callbacks.Callback):
         """Every rank stops when rank 0 stops (averaged metrics agree; this makes it certain)."""
@@ -215,7 +234,7 @@ def sync_callbacks(hp_scaling: dict[str, Any], steps_per_epoch: int | None) -> t
             stop = r.broadcast(bool(self.model.stop_training), name="mmrec.stop")
             self.model.stop_training = bool(stop)
 
-    return before, [SameStop()]
+    return start, [hvd.callbacks.MetricAverageCallback()], [SameStop()]
 
 
 def weights_digest(model: Any) -> str:

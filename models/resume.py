@@ -18,6 +18,8 @@ memory used to be lost. This module keeps a persistent sibling folder,
 Only the newest epoch folder and the best folder it names are kept. Each folder is complete
 or absent (atomic rename, fsynced), so a SIGKILL or power loss at any moment leaves either the
 previous epoch or the new one. `train` removes the folder once the run is published.
+Under Horovod only rank 0 opens, writes and prunes it; the other ranks get rank 0's resume
+decision (the EpochState) by broadcast and only read the checkpoint it names.
 """
 
 from __future__ import annotations

@@ -315,7 +315,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if built.valid_loader is not None:
         even_steps(built.valid_loader, run.valid_dir, "valid")
     # after the checks above, which fail without leaving state; rank 0 decides for all ranks
-    state = r.broadcast(progress.open(cfg.force) if r.writer else None, "mmrec.resume")
+    state = r.decide(lambda: progress.open(cfg.force), "mmrec.resume")
     model, monitor = built.model, built.monitor
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     if state is not None:
@@ -324,12 +324,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         _restore(progress, built, checkpoint, x, state)
         say(_resume_message(name, state, hp["epochs"]))
     early = make_early_stopping(progress, checkpoint, monitor, cfg.patience, state, r.writer)
-    before, after = sync_callbacks(scale, steps)
+    start, average, stop = sync_callbacks(scale, steps)  # empty with one process
     callbacks = [
-        *before,  # N ranks: same start, warm-up, metrics averaged before early stopping
+        *start,  # N ranks: rank 0's variables, learning-rate warm-up
         *built.callbacks,  # they add the monitored value, so they run before early stopping
+        *average,  # N ranks: metrics averaged over the ranks before early stopping reads them
         early,
-        *after,  # N ranks: rank 0's stop decision on every rank
+        *stop,  # N ranks: rank 0's stop decision on every rank
     ]
     if r.writer:
         log_dir = str(progress.tensorboard_dir)
