@@ -96,12 +96,35 @@ def child(etl_dir: Path, files: str, args: argparse.Namespace) -> dict:
     timed = np.diff(stamps[args.warmup :])
     gradient_bytes = sum(int(np.prod(v.shape)) * 4 for v in model.trainable_variables)
     mine = {
+        "allreduce_ms": allreduce_ms(model) if r.active else None,
         "steps_timed": int(timed.size),
         "step_ms": float(np.median(timed) * 1e3),
         "examples_per_s": float(args.batch_size / np.median(timed)),
         "dense_gradient_mb": gradient_bytes / 2**20,
     }
     return {"ranks": r.size, "per_rank": r.gather(mine, name="bench")}
+
+
+def allreduce_ms(model, reps: int = 20) -> float:
+    """Median time of one Horovod allreduce of a dense copy of every trainable weight.
+
+    What a step's gradient exchange costs at most: Horovod sends embedding gradients as sparse
+    slices (an allgather of the rows a batch touched), which is less when batches are small
+    against the tables.
+    """
+    import horovod.tensorflow as hvd
+    import numpy as np
+    import tensorflow as tf
+
+    grads = [tf.ones_like(v) for v in model.trainable_variables]
+    hvd.grouped_allreduce(grads)  # warm-up: negotiation, buffers
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        out = hvd.grouped_allreduce(grads)
+        _ = [o.numpy() for o in out]
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e3)
 
 
 def launch(cmd: list[str], env: dict) -> subprocess.Popen:
@@ -144,7 +167,19 @@ def main() -> None:
     pair = [launch([*me, "--child", str(i)], env) for i in (0, 1)]
     both = [result_of(q) for q in pair]
     results["two independent"] = {"ranks": 2, "per_rank": [b["per_rank"][0] for b in both]}
-    hvd = [str(HOROVODRUN), "-np", "2", "-H", "localhost:2", "--gloo", *me, "--child", "shard"]
+    hvd = [
+        str(HOROVODRUN),
+        "-np",
+        "2",
+        "-H",
+        "localhost:2",
+        "--gloo",
+        "--gloo-timeout-seconds",
+        "600",
+        *me,
+        "--child",
+        "shard",
+    ]
     results["two ranks (horovod)"] = result_of(launch(hvd, env))
     rows = []
     for name, res in results.items():
@@ -152,6 +187,7 @@ def main() -> None:
         step = sum(x["step_ms"] for x in per) / len(per)
         rows.append((name, len(per), step, sum(x["examples_per_s"] for x in per)))
     comm = rows[2][2] - rows[1][2]
+    measured = [x["allreduce_ms"] for x in results["two ranks (horovod)"]["per_rank"]]
     print(
         f"\nDLRM, batch {args.batch_size} per rank, {per[0]['dense_gradient_mb']:.1f} MB of weights"
     )
@@ -160,8 +196,13 @@ def main() -> None:
     for name, n, step, eps in rows:
         print(f"| {name} | {n} | {step:.1f} | {eps:,.0f} |")
     print(f"\ncommunication per step (2 ranks minus 2 independent): {comm:.1f} ms")
+    print(f"one allreduce of all weights, dense, per rank (ms, median): {measured}")
     if args.out:
-        args.out.write_text(json.dumps({"results": results, "communication_ms": comm}, indent=1))
+        args.out.write_text(
+            json.dumps(
+                {"results": results, "communication_ms": comm, "allreduce_ms": measured}, indent=1
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -110,7 +110,18 @@ def horovodrun(
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(REPO), "MMREC_NO_PROGRESS": "1"}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    cmd = [str(HOROVODRUN), "-np", "2", "-H", "localhost:2", "--gloo"]
+    # the ranks meet in Gloo's rendezvous after importing TensorFlow: on a loaded machine one can
+    # come minutes after the other (the default wait is 30 s)
+    cmd = [
+        str(HOROVODRUN),
+        "-np",
+        "2",
+        "-H",
+        "localhost:2",
+        "--gloo",
+        "--gloo-timeout-seconds",
+        "600",
+    ]
     cmd += [sys.executable, "-m", "tests.hvd_audit", str(data_dir), str(log_dir), "--"]
     cmd += ["train", "--data-dir", str(data_dir), *COMMON, *args]
     if popen:
