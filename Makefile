@@ -3,10 +3,15 @@ PY := .venv/bin/python
 FPY := .venv-features/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all lint format bench bench-quick clean
+.PHONY: setup setup-horovod demo test test-all lint format bench bench-quick clean
 
 setup:
 	scripts/setup.sh all
+
+# Horovod (TensorFlow + Gloo, CPU) built into .venv, for data-parallel training and its tests
+# (tests/test_horovod.py skips without it). CI runs it; about 6 minutes on 2 cores.
+setup-horovod: setup
+	scripts/setup.sh horovod
 
 demo: setup
 	.venv/bin/mmrec run

@@ -312,6 +312,9 @@ class EtlConfig:
         None, help="address of an existing Dask scheduler (its workers must see --data-dir)"
     )
     part_size: str = option("256MB", help="NVTabular partition size, e.g. 256MB")
+    partitions: int | None = option(  # None: as NVTabular writes them (one file for small data)
+        None, help="write train/ and valid/ as N equal files, for N Horovod ranks (or N/k ranks)"
+    )
     batch_rows: int = 2_000_000  # rows per streamed batch when validating and splitting
     force: bool = False
 
@@ -379,7 +382,10 @@ class TrainConfig:
     run_name: str | None = option(None, help="default <etl-run>.<model>.<modalities>.<control>")
     batch_size: int | None = option(None)
     epochs: int | None = option(None, help="upper bound (early stopping)")
-    learning_rate: float | None = option(None, flag="--lr", help="Adam learning rate")
+    learning_rate: float | None = option(None, flag="--lr", help="Adam learning rate (per rank)")
+    lr_warmup_epochs: int = option(
+        0, help="Horovod: epochs to ramp the rate from --lr to --lr x ranks (default 0: none)"
+    )
     embedding_dim: int | None = option(None)
     mlp: tuple[int, ...] | None = option(None, help="e.g. 64,32 (DLRM top / tower MLP)")
     dropout: float | None = option(None)

@@ -18,6 +18,8 @@ memory used to be lost. This module keeps a persistent sibling folder,
 Only the newest epoch folder and the best folder it names are kept. Each folder is complete
 or absent (atomic rename, fsynced), so a SIGKILL or power loss at any moment leaves either the
 previous epoch or the new one. `train` removes the folder once the run is published.
+Under Horovod only rank 0 opens, writes and prunes it; the other ranks get rank 0's resume
+decision (the EpochState) by broadcast and only read the checkpoint it names.
 """
 
 from __future__ import annotations
@@ -48,12 +50,15 @@ def progress_dir_of(run_dir: Path) -> Path:
     return run_dir.with_name(f".{run_dir.name}{SUFFIX}")
 
 
-def identity_of(cfg: Any, hp: dict[str, Any], etl_path: Path, mixed_precision: bool) -> dict:
+def identity_of(
+    cfg: Any, hp: dict[str, Any], etl_path: Path, mixed_precision: bool, ranks: int = 1
+) -> dict:
     """Everything that decides what the saved weights mean; any change must start over.
 
     `force` is left out (it is how the user asks to start over, not part of the model). The ETL
     run is identified by the digest of its summary.json, which changes when it is rebuilt.
-    Mixed precision changes the optimizer's variables (loss scaling), so it is part of it too.
+    Mixed precision changes the optimizer's variables (loss scaling), so it is part of it too,
+    and so is the number of Horovod ranks (it scales the global batch and the learning rate).
     """
     config = {k: jsonable(v) for k, v in dataclasses.asdict(cfg).items() if k != "force"}
     summary = EtlRunPaths(etl_path).summary
@@ -64,6 +69,7 @@ def identity_of(cfg: Any, hp: dict[str, Any], etl_path: Path, mixed_precision: b
         "etl_path": str(etl_path),
         "etl_summary_sha256": file_digest(summary),
         "mixed_precision": bool(mixed_precision),
+        "ranks": int(ranks),
     }
 
 
@@ -252,6 +258,7 @@ def make_early_stopping(
     monitor: str,
     patience: int,
     state: EpochState | None,
+    write: bool = True,
 ) -> Any:
     """EarlyStopping whose counters, history and best weights are saved after every epoch.
 
@@ -259,7 +266,8 @@ def make_early_stopping(
     persistence (the fit can die at any time) and a restart from saved counters, because
     EarlyStopping.on_train_begin would otherwise forget the best value seen before the crash.
     Best weights go to disk instead of memory (restore_best_weights=False); `train` loads them.
-    It must come after callbacks that add the monitored value to the logs.
+    It must come after callbacks that add the monitored value to the logs. `write=False` (Horovod
+    ranks other than 0) keeps the same counters and history but writes nothing.
     """
     import tensorflow as tf
 
@@ -279,6 +287,8 @@ def make_early_stopping(
             super().on_epoch_end(epoch, logs)
             for k, v in (logs or {}).items():
                 self.history.setdefault(k, []).append(float(v))
+            if not write:
+                return
             if self.best != before:  # improved: Keras set best_epoch = epoch
                 rel = progress.save_best(self.model, epoch + 1)
                 self.best_weights_path = progress.dir / rel

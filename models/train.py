@@ -13,15 +13,15 @@ While training, every finished epoch is saved in `<root>/runs/.<run-name>.in-pro
   config.json     the resolved hyper-parameters and inputs
   summary.json    what `train` returns (written last: its presence marks the run finished)
 
-Multi-GPU: Merlin Models trains data-parallel with Horovod in the Merlin image
-(`horovodrun -np N mmrec train ...`); it is not wired or tested here (no GPUs, no Horovod).
+Data-parallel: `horovodrun -np N mmrec train ...` trains on N ranks (CPU processes with Gloo, or
+one per GPU); models/distributed.py holds what differs: rank 0 alone writes all of the above,
+metrics are averaged before early stopping, the learning rate is scaled (docs/scaling.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,17 @@ from mmrec.contracts import DatasetPaths, TrainRunPaths
 from mmrec.done import check_done, parameters_of
 from mmrec.errors import MmrecError
 from mmrec.io import atomic_dir, read_json, write_json_atomic
+from models.distributed import (
+    agreement,
+    even_steps,
+    fixed_steps,
+    ranks,
+    say,
+    scaling,
+    sync_callbacks,
+    whole_split,
+    wrap_optimizer,
+)
 from models.inputs import (
     CONTROLS,
     EtlRun,
@@ -208,7 +219,7 @@ def _build_model(
         )
         valid_loader = make_loader(run.valid_dir, schema, tables, 8192, shuffle=False)
         model.compile(
-            optimizer=tf.keras.optimizers.Adam(hp["learning_rate"]),
+            optimizer=wrap_optimizer(tf.keras.optimizers.Adam(hp["learning_rate"])),
             metrics=[tf.keras.metrics.AUC(name="auc")],
         )
         return _Built(model, "val_auc", [], valid_loader=valid_loader)
@@ -226,8 +237,11 @@ def _build_model(
         negatives=cfg.negatives,
         pretrained_stats=stats,
     )
-    model.compile(optimizer=tf.keras.optimizers.Adam(hp["learning_rate"]), metrics=[])
+    model.compile(
+        optimizer=wrap_optimizer(tf.keras.optimizers.Adam(hp["learning_rate"])), metrics=[]
+    )
     data = RetrievalData(run, _no_label(schema), tables)
+    whole_split(data.user_loader), whole_split(data.item_loader)  # scored whole on every rank
     validation = _RetrievalValidation(model, data, hp, cfg)
     return _Built(model, "val_recall@10", [validation], data=data)
 
@@ -265,7 +279,7 @@ def _resume_message(name: str, state: EpochState, epochs: int) -> str:
 
 
 # Not parameters of a run: where it lives and how to ask for a redo.
-NOT_PARAMETERS = ("data_dir", "force", "run_name")
+NOT_PARAMETERS = ("data_dir", "force", "run_name", "seeds")  # seeds: one run is one seed
 
 
 def _finished(cfg: TrainConfig, run: TrainRunPaths, etl_run: str) -> dict[str, Any] | None:
@@ -301,13 +315,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     _check(cfg)
     if cfg.seeds != 1:
         raise MmrecError("train() trains one seed; use train_seeds() for --seeds")
+    r = ranks()
     paths = DatasetPaths.of(cfg.data_dir, cfg.dataset)
     etl_path = resolve_etl_run(paths.etl, cfg.etl_run)
     name = run_name_of(cfg, etl_path.name)
     run_dir = paths.runs / name
-    done = _finished(cfg, TrainRunPaths(run_dir), etl_path.name)
+    # rank 0 decides (and raises for every rank when the parameters changed)
+    done = r.decide(lambda: _finished(cfg, TrainRunPaths(run_dir), etl_path.name), "mmrec.done")
     if done is not None:
         # A crash between publishing and cleaning up leaves a stale in-progress folder.
+        if not r.writer:
+            return {"run": name, "path": str(run_dir), "rank": r.rank, "skipped": True}
         shutil.rmtree(progress_dir_of(run_dir), ignore_errors=True)
         done["skipped"] = True
         return done
@@ -321,10 +339,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if value is not None:
             hp[key] = tuple(value) if key == "mlp" else value
     device = _setup_tf(cfg.seed, cfg.mixed_precision)
+    scale = scaling(hp, cfg.lr_warmup_epochs)
 
     import tensorflow as tf
 
-    progress = Progress(run_dir, identity_of(cfg, hp, etl_path, device["mixed_precision"]))
+    identity = identity_of(cfg, hp, etl_path, device["mixed_precision"], r.size)
+    progress = Progress(run_dir, identity)
     schema = feature_schema(run, modalities, with_label=True, continuous=cfg.model == "dlrm")
     tables = gather_tables(run, modalities, cfg.control, cfg.seed)
     stats = pretrained_stats(run, modalities)
@@ -340,24 +360,37 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         positives_only=not is_dlrm,
         id_dropout=hp["id_dropout"],
     )
-    built = _build_model(cfg, hp, run, schema, tables, stats)
-    state = progress.open(cfg.force)  # after the checks above, which fail without leaving state
+    steps = even_steps(train_loader, run.train_dir, "train")  # N ranks: equal steps or error
+    built = _build_model(
+        cfg, {**hp, "learning_rate": scale["learning_rate"]}, run, schema, tables, stats
+    )
+    if built.valid_loader is not None:
+        even_steps(built.valid_loader, run.valid_dir, "valid")
+    # after the checks above, which fail without leaving state; rank 0 decides for all ranks
+    state = r.decide(lambda: progress.open(cfg.force), "mmrec.resume")
     model, monitor = built.model, built.monitor
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     if state is not None:
-        x, _ = next(iter(make_loader(run.valid_dir, fit_schema, tables, 64, shuffle=False)))
+        probe = make_loader(run.valid_dir, fit_schema, tables, 64, shuffle=False)
+        x, _ = next(iter(whole_split(probe)))
         _restore(progress, built, checkpoint, x, state)
-        print(_resume_message(name, state, hp["epochs"]), file=sys.stderr)
-    early = make_early_stopping(progress, checkpoint, monitor, cfg.patience, state)
+        say(_resume_message(name, state, hp["epochs"]))
+    early = make_early_stopping(progress, checkpoint, monitor, cfg.patience, state, r.writer)
+    start, average, stop = sync_callbacks(scale, steps)  # empty with one process
     callbacks = [
+        *start,  # N ranks: rank 0's variables, learning-rate warm-up
         *built.callbacks,  # they add the monitored value, so they run before early stopping
+        *average,  # N ranks: metrics averaged over the ranks before early stopping reads them
         early,
-        tf.keras.callbacks.TensorBoard(log_dir=str(progress.tensorboard_dir), write_graph=False),
+        *stop,  # N ranks: rank 0's stop decision on every rank
     ]
+    if r.writer:
+        log_dir = str(progress.tensorboard_dir)
+        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
     fit_started = time.time()
     if not _fit_done(state, hp["epochs"]):
         model.fit(
-            train_loader,
+            fixed_steps(train_loader, steps),
             validation_data=built.valid_loader,
             epochs=hp["epochs"],
             initial_epoch=state.epoch if state else 0,
@@ -369,6 +402,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     hist = early.history
     scores = hist.get(monitor, [])
     best_epoch = int(np.argmax(scores)) + 1 if scores else len(hist.get("loss", []))
+    ranks_agree = agreement(model, len(hist.get("loss", [])))  # N ranks: same epochs, weights
+    if not r.writer:  # rank 0 scores and publishes; the others are done
+        return {"run": name, "path": str(run_dir), "rank": r.rank}
     best = early.best_weights_path
     if best is not None:  # the final model is the best epoch's, read from disk
         progress.load_best(model, best)
@@ -382,10 +418,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if is_dlrm:
             from models.towers import ranking_metrics_of
 
-            metrics: dict[str, Any] = {
-                "ranking": ranking_metrics_of(model, built.valid_loader, run)
-            }
-            model.save(str(tmp / "model"))
+            valid = built.valid_loader
+            if r.active:  # Keras validated this rank's shard; the metrics read the whole split
+                valid = whole_split(make_loader(run.valid_dir, schema, tables, 8192, shuffle=False))
+            metrics: dict[str, Any] = {"ranking": ranking_metrics_of(model, valid, run)}
+            # without the optimizer: reloading needs no Horovod ops (evaluate, export, Triton)
+            model.save(str(tmp / "model"), include_optimizer=False)
         else:
             from models.towers import retrieval_metrics_of
 
@@ -399,7 +437,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     popularity_correction=cfg.popularity_correction,
                 )
             }
-            model.save(str(tmp / "model"))
+            model.save(str(tmp / "model"), include_optimizer=False)
             model.query_encoder.save(str(tmp / "query_tower"))
             model.candidate_encoder.save(str(tmp / "item_tower"))
             np.save(tmp / "item_log_popularity.npy", data.log_popularity)
@@ -412,6 +450,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "etl_path": str(etl_path),
             "embedding_mode": run.mode,
             "device": device,
+            "distributed": scale,
         }
         summary = {
             "run": name,
@@ -427,6 +466,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "resumed_from_epoch": state.epoch if state else None,
             "optimizer_iterations": iterations,
             "fit_seconds": round(fit_s, 2),
+            "distributed": None if ranks_agree is None else {**scale, **ranks_agree},
             "seconds": round(time.time() - started, 2),
         }
         write_json_atomic(tmp / "history.json", hist)

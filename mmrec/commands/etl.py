@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "mmrec etl --dataset synthetic --embeddings join --modalities image,text",
             "mmrec etl --dataset ml-25m --device gpu --workers 2 --part-size 1GB",
             "mmrec etl --dataset ml-25m --scheduler tcp://10.0.0.5:8786",
+            "mmrec etl --dataset synthetic --partitions 4   # for horovodrun -np 4 mmrec train",
         ),
     )
 

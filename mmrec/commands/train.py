@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "mmrec train --dataset ml-25m --model dlrm --etl-run random-lookup --batch-size 16384",
         ),
         note="\n\nUnset hyper-parameters take per-size defaults (models.train.defaults_for)."
-        "\nMulti-GPU: in the Merlin image, `horovodrun -np N mmrec train ...` (not tested here).",
+        "\nData-parallel: `horovodrun -np N mmrec train ...` (docs/scaling.md).",
     )
 
 
@@ -34,6 +34,8 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = config_from(TrainConfig, args, modalities=parse_modalities(args.modalities))
     for summary in train_seeds(cfg):
+        if summary.get("rank"):  # Horovod: rank 0 alone reports
+            continue
         status = "already trained" if summary.get("skipped") else "done"
         print(f"{summary['run']}: {status} -> {summary['path']}")
         print(json.dumps(summary["metrics"], indent=1))

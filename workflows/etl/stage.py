@@ -147,11 +147,23 @@ def run_etl(cfg: EtlConfig) -> dict:
             wf.fit(fit_on)
             fit_mode = "full train pass" if needs_stats else f"{FIT_SAMPLE_ROWS}-row train sample"
             t = lap("fit", t)
+            files = {}
             for name, ds, dest in (
                 ("train", train_ds, staged.train),
                 ("valid", valid_ds, staged.valid),
             ):
                 _write_transformed(wf, ds, dest, row_group_rows, compute)
+                if cfg.partitions:  # equal files, for Horovod ranks (models/distributed.py)
+                    from workflows.etl.writer import repartition
+
+                    files[name] = list(
+                        repartition(
+                            dest,
+                            cfg.partitions,
+                            schema=wf.output_schema,
+                            row_group_rows=row_group_rows,
+                        ).values()
+                    )
                 t = lap(f"transform_{name}", t)
             wf.save(str(staged.workflow), modules_byvalue=["workflows.etl.ops"])
             output_schema = wf.output_schema
@@ -193,6 +205,7 @@ def run_etl(cfg: EtlConfig) -> dict:
                 "part_size": cfg.part_size,
                 "input_part_bytes": input_part,
                 "partitions": partitions,
+                "file_rows": files or None,  # --partitions: rows of each written file
                 "fit": fit_mode,
             },
             "options": {
@@ -257,4 +270,7 @@ def _output_row_bytes(joined: dict[str, np.ndarray]) -> int:
 def _parameters(cfg: EtlConfig) -> dict:
     """What decides the outputs (not where they go, how they are computed, or force)."""
     skip = {"data_dir", "force", "device", "workers", "scheduler", "part_size", "batch_rows"}
-    return parameters_of(cfg, skip)
+    out = parameters_of(cfg, skip)
+    if out.get("partitions") is None:  # unset: the parameters of runs made before the option
+        out.pop("partitions", None)
+    return out

@@ -204,3 +204,54 @@ def _write_dataset_metadata(
     stats = [{"file_name": n, "num_rows": rows[n]} for n in names]
     with open(tmp / "_metadata.json", "w") as f:
         json.dump({"file_stats": stats, "cats": [], "conts": [], "labels": []}, f)
+
+
+def repartition(folder: Path, n: int, *, schema, row_group_rows: int) -> dict[str, int]:
+    """Rewrite a written split as `n` files of equal rows (the first `rows % n` get one more).
+
+    Data-parallel training gives each Horovod rank whole files (Merlin's loader shards by
+    partition), and ranks that run different numbers of steps hang; the writer's own files
+    follow partition sizes, so small data is one file. Rows keep their order; the data is
+    streamed file by file, with at most one row group held. Side files are rewritten as
+    `write_partitions` writes them; `schema` is the split's Merlin schema.
+    """
+    from mmrec.errors import MmrecError
+
+    sources = sorted(folder.glob("part_*.parquet"), key=lambda f: int(f.stem.split("_")[-1]))
+    total = sum(pq.ParquetFile(f).metadata.num_rows for f in sources)
+    if n < 1 or total < n:
+        raise MmrecError(f"{folder}: {total} rows cannot be written as {n} partitions")
+    sizes = [total // n + (1 if i < total % n else 0) for i in range(n)]
+    arrow_schema = pq.ParquetFile(sources[0]).schema_arrow
+    counts: dict[str, int] = {}
+    metadata: dict[str, pq.FileMetaData] = {}
+
+    def batches():
+        for f in sources:
+            yield from pq.ParquetFile(f).iter_batches(batch_size=min(row_group_rows, 1 << 16))
+
+    stream = batches()
+    carry: pa.RecordBatch | None = None
+    with atomic_dir(folder) as tmp:
+        for i, size in enumerate(sizes):
+            name = f"part_{i}.parquet"
+            collector: list[pq.FileMetaData] = []
+            with pq.ParquetWriter(
+                tmp / name, arrow_schema, compression=None, metadata_collector=collector
+            ) as writer:
+                left, held = size, []
+                while left:
+                    batch = carry if carry is not None else next(stream)
+                    carry = None
+                    if batch.num_rows > left:
+                        batch, carry = batch.slice(0, left), batch.slice(left)
+                    held.append(batch)
+                    left -= batch.num_rows
+                    if not left or sum(b.num_rows for b in held) >= row_group_rows:
+                        table = pa.Table.from_batches(held, schema=arrow_schema)
+                        writer.write_table(table, row_group_size=row_group_rows)
+                        held = []
+            collector[0].set_file_path(name)
+            metadata[name], counts[name] = collector[0], size
+        _write_dataset_metadata(tmp, folder, counts, metadata, schema)
+    return counts
