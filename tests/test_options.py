@@ -49,6 +49,9 @@ ADDED = {("run", flag) for flag in RUN_PASS_THROUGH} | {
     ("evaluate", "--bootstrap-seed"),
     ("evaluate", "--no-strong-baselines"),
     ("evaluate", "--ease-max-items"),
+    # issue 14: equal files for N ranks, the learning-rate warm-up under Horovod
+    ("etl", "--partitions"),
+    ("train", "--lr-warmup-epochs"),
 }
 
 
