@@ -206,6 +206,7 @@ class TrainConfig:
     negatives: str = "in-batch"  # two-tower: in-batch (sampled softmax needs id-only towers)
     temperature: float | None = None  # two-tower logits temperature
     popularity_correction: bool = True  # two-tower: add log(train count) when retrieving
+    interactions: str | None = None  # two-tower training rows: liked (label 1) | all ratings
     patience: int = 3  # epochs without a better validation metric before stopping
     eval_users: int = 2_000  # two-tower early stopping: recall@10 on this many valid users
     seed: int = 42

@@ -66,6 +66,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--temperature", type=float, default=None, help="two-tower logits temperature")
     p.add_argument(
+        "--interactions",
+        choices=("liked", "all"),
+        default=None,
+        help="two-tower training rows: liked ones only, or every rating (default: all)",
+    )
+    p.add_argument(
         "--no-popularity-correction",
         action="store_true",
         help="two-tower: rank by the raw dot product (no log-popularity added back)",
@@ -100,6 +106,7 @@ def _train(args: argparse.Namespace) -> int:
         bias=not args.no_bias,
         id_dropout=args.id_dropout,
         temperature=args.temperature,
+        interactions=args.interactions,
         popularity_correction=not args.no_popularity_correction,
         patience=args.patience,
         seed=args.seed,

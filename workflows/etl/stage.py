@@ -111,7 +111,7 @@ def run_etl(cfg: EtlConfig) -> dict:
         with compute_context(cfg.device, cfg.workers, cfg.scheduler) as compute:
             from merlin.io import Dataset
 
-            from workflows.etl.workflow import build_workflow
+            from workflows.etl.workflow import build_workflow, encode_with_full_train
 
             wf = build_workflow(
                 catalogue=catalogue,
@@ -149,6 +149,8 @@ def run_etl(cfg: EtlConfig) -> dict:
             t = lap("fit", t)
             for name, ds in (("train", train_ds), ("valid", valid_ds)):
                 _write_transformed(wf, ds, tmp / name, row_group_rows, compute)
+                if name == "train":  # out-of-fold for train only; valid and serving: all of it
+                    encode_with_full_train(wf)
                 t = lap(f"transform_{name}", t)
             wf.save(str(tmp / "workflow"), modules_byvalue=["workflows.etl.ops"])
             output_schema = wf.output_schema
