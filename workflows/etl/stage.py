@@ -111,9 +111,9 @@ def run_etl(cfg: EtlConfig) -> dict:
         with compute_context(cfg.device, cfg.workers, cfg.scheduler) as compute:
             from merlin.io import Dataset
 
-            from workflows.etl.workflow import build_workflow, encode_with_full_train
+            from workflows.etl.workflow import build_workflow, rate_table
 
-            wf = build_workflow(
+            graph = dict(
                 catalogue=catalogue,
                 train_users=split.train_users,
                 out_path=tmp,
@@ -129,6 +129,7 @@ def run_etl(cfg: EtlConfig) -> dict:
                 movie_counts=split.movie_counts,
                 client=compute.client,
             )
+            wf = build_workflow(**graph)
             saved_raw, saved_enc = encoded_movie_ids(tmp / "categories")
             if not (np.array_equal(saved_raw, raw_ids) and np.array_equal(saved_enc, enc_ids)):
                 raise RuntimeError("Categorify did not encode movieId as 3 + catalogue position")
@@ -143,17 +144,28 @@ def run_etl(cfg: EtlConfig) -> dict:
             # without a pass over a partition of up to part_size. Target encoding needs
             # statistics, so it fits on all of train (counts come from the split pass).
             needs_stats = cfg.target_encoding
-            fit_on = train_ds if needs_stats else dataset(_head(split.train_path, FIT_SAMPLE_ROWS))
-            wf.fit(fit_on)
+            sample = dataset(_head(split.train_path, FIT_SAMPLE_ROWS))
+            wf.fit(train_ds if needs_stats else sample)
+            # Target encoding: train rows out-of-fold (NVTabular's op), valid rows and serving
+            # from all of train, gathered by id (workflow.rate_table says why)
+            serve = wf
+            if cfg.target_encoding:
+                prior = split.positives["train"] / split.rows["train"]
+                rates = {
+                    "userId": rate_table("userId", split.user_positives, split.user_counts, prior),
+                    "movieId": rate_table(
+                        "movieId", split.movie_positives, split.movie_counts, prior
+                    ),
+                }
+                serve = build_workflow(**graph, rates=rates)
+                serve.fit(sample)
             fit_mode = "full train pass" if needs_stats else f"{FIT_SAMPLE_ROWS}-row train sample"
             t = lap("fit", t)
-            for name, ds in (("train", train_ds), ("valid", valid_ds)):
-                _write_transformed(wf, ds, tmp / name, row_group_rows, compute)
-                if name == "train":  # out-of-fold for train only; valid and serving: all of it
-                    encode_with_full_train(wf)
+            for name, ds, graph_of in (("train", train_ds, wf), ("valid", valid_ds, serve)):
+                _write_transformed(graph_of, ds, tmp / name, row_group_rows, compute)
                 t = lap(f"transform_{name}", t)
-            wf.save(str(tmp / "workflow"), modules_byvalue=["workflows.etl.ops"])
-            output_schema = wf.output_schema
+            serve.save(str(tmp / "workflow"), modules_byvalue=["workflows.etl.ops"])
+            output_schema = serve.output_schema
             partitions = {"train": train_ds.npartitions, "valid": valid_ds.npartitions}
             cluster = compute.description
             device = compute.device

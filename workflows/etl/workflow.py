@@ -24,6 +24,7 @@ import pandas as pd
 from workflows.etl.validate import Catalogue
 
 RESERVED = 3  # ids 0 (padding), 1 (null), 2 (out of vocabulary)
+TE_SMOOTHING = 20  # target encoding: pseudo-ratings at the train positive rate per id
 
 
 def _categorify(out_path: Path, col: str, vocab: pd.Series, *, scalar_ids: bool = False):
@@ -129,6 +130,27 @@ def count_table(col: str, counts: np.ndarray):
     return table, [ColumnSchema(name, tags=[Tags.CONTINUOUS], dtype=np.float32)]
 
 
+def rate_table(col: str, positives: np.ndarray, counts: np.ndarray, prior: float):
+    """`TE_<col>_rating_binary` by encoded id: the smoothed positive rate over all of train.
+
+    The value NVTabular's TargetEncoding gives a row encoded from all of train, (positives +
+    s * prior) / (count + s); ids 0-2 and ids without a train rating get the prior. Valid rows
+    and serving read this table by id, as they do the counts: NVTabular's op would apply its
+    k folds to them too (a movie absent from a fold got the prior: 6% of ml-latest-small's
+    valid rows) and keeps the label as an input, so a served workflow could not run it.
+    """
+    from merlin.schema import ColumnSchema, Tags
+
+    rates = (np.asarray(positives, np.float64) + TE_SMOOTHING * prior) / (
+        np.asarray(counts, np.float64) + TE_SMOOTHING
+    )
+    values = np.concatenate([np.full(RESERVED, prior), rates]).astype(np.float32)
+    name = f"TE_{col}_rating_binary"
+    return pd.DataFrame({name: values}), [
+        ColumnSchema(name, tags=[Tags.CONTINUOUS], dtype=np.float32)
+    ]
+
+
 def build_workflow(
     *,
     catalogue: Catalogue,
@@ -144,12 +166,15 @@ def build_workflow(
     flags: dict[str, np.ndarray] | None = None,
     user_counts: np.ndarray | None = None,
     movie_counts: np.ndarray | None = None,
+    rates: dict | None = None,
     client=None,
 ):
     """Return an unfitted nvt.Workflow; `embeddings` given means `join` mode.
 
     `user_counts`/`movie_counts` (train ratings per train user / catalogue movie) are needed
-    with `count_features`.
+    with `count_features`. With `target_encoding`, `rates` ({"userId": rate_table(...),
+    "movieId": ...}) gives the workflow for valid rows and serving, which gathers the rates by
+    id; without it, the train workflow: NVTabular's out-of-fold TargetEncoding.
     """
     import nvtabular as nvt
     from merlin.schema import Tags
@@ -171,18 +196,24 @@ def build_workflow(
         counts, count_cols = count_table("movieId", movie_counts)
         table = pd.concat([table, counts], axis=1)
         cols = cols + count_cols
+    if target_encoding and rates is not None:
+        movie_rates, rate_cols = rates["movieId"]
+        table = pd.concat([table, movie_rates], axis=1)
+        cols = cols + rate_cols
     features = user + movie
 
     # rating_binary (and rating, with keep_rating) from one node: see ops.RatingTargets.
     targets = ["rating"] >> RatingTargets(rating_threshold, keep=keep_rating)
     if count_features:
         features = features + (user_codes >> ItemGather(*count_table("userId", user_counts)))
-    if target_encoding:
+    if target_encoding and rates is not None:
+        features = features + (user_codes >> ItemGather(*rates["userId"]))
+    elif target_encoding:
         te = ["userId", "movieId"] >> ops.TargetEncoding(
             targets["rating_binary"],
             kfold=target_encoding_folds,
             fold_seed=seed,
-            p_smooth=20,
+            p_smooth=TE_SMOOTHING,
             out_path=str(out_path),
         )
         features = features + (te >> ops.AddTags([Tags.CONTINUOUS]))
@@ -190,23 +221,3 @@ def build_workflow(
     # Last, passing the other columns through: the item columns land right after movieId.
     outputs = outputs >> ItemGather(table, cols, after="movieId")
     return nvt.Workflow(outputs, client=client)
-
-
-def encode_with_full_train(workflow) -> int:
-    """Make the fitted workflow's target encodings use all of train; returns how many changed.
-
-    NVTabular's TargetEncoding applies its k-fold scheme on every transform, valid and serving
-    rows included: a valid row is encoded from the four train folds other than a fold drawn from
-    its row index, and a movie with no train rating in those folds gets the global mean (6% of
-    valid rows on ml-latest-small, movies with up to 15 train ratings among them). Out-of-fold
-    is right for train rows only (their own label stays out); call this after writing train.
-    """
-    from merlin.dag.node import iter_nodes
-    from nvtabular.ops import TargetEncoding
-
-    changed = 0
-    for node in iter_nodes([workflow.output_node]):
-        if isinstance(node.op, TargetEncoding) and node.op.kfold > 1:
-            node.op.kfold = 1
-            changed += 1
-    return changed
