@@ -86,7 +86,7 @@ def defaults_for(model: str, train_rows: int) -> dict[str, Any]:
         "temperature": 0.1,
         # every train rating is a (user, movie) interaction, as EASE reads them: which movies
         # a user chose to rate predicts the liked ones better than the liked ones alone
-        # (ml-latest-small random split: recall@10 0.198 against 0.179)
+        # (recall@10, ids only: ml-latest-small random 0.198 against 0.179, synthetic 0.296/0.287)
         "interactions": "all",
     }
 
