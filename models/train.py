@@ -68,6 +68,7 @@ from models.resume import (
 )
 
 MODELS = ("dlrm", "two-tower")
+INTERACTIONS = ("liked", "all")  # two-tower training rows: label 1 only, or every rating
 
 
 def defaults_for(model: str, train_rows: int) -> dict[str, Any]:
@@ -96,6 +97,10 @@ def defaults_for(model: str, train_rows: int) -> dict[str, Any]:
         "l2_reg": 1e-5,
         "id_dropout": 0.0,
         "temperature": 0.1,
+        # every train rating is a (user, movie) interaction, as EASE reads them: which movies
+        # a user chose to rate predicts the liked ones better than the liked ones alone
+        # (recall@10, ids only: ml-latest-small random 0.198 against 0.179, synthetic 0.296/0.287)
+        "interactions": "all",
     }
 
 
@@ -338,6 +343,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         value = getattr(cfg, key, None)
         if value is not None:
             hp[key] = tuple(value) if key == "mlp" else value
+    if hp.get("interactions", "liked") not in INTERACTIONS:
+        raise MmrecError(
+            f"unknown interactions {hp['interactions']!r}: choose from {', '.join(INTERACTIONS)}"
+        )
     device = _setup_tf(cfg.seed, cfg.mixed_precision)
     scale = scaling(hp, cfg.lr_warmup_epochs)
 
@@ -357,7 +366,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         hp["batch_size"],
         shuffle=True,
         seed=cfg.seed,
-        positives_only=not is_dlrm,
+        positives_only=not is_dlrm and hp["interactions"] == "liked",
         id_dropout=hp["id_dropout"],
     )
     steps = even_steps(train_loader, run.train_dir, "train")  # N ranks: equal steps or error

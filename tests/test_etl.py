@@ -271,6 +271,28 @@ def test_count_and_target_encoding_features_are_fitted_on_train(tiny: Path) -> N
     counts = train.groupby("userId").size()
     per_user = train.groupby("userId")["userId_count"].first()
     assert per_user.corr(np.log1p(counts), method="spearman") > 0.99
+    # valid rows are encoded from all of train (NVTabular alone would apply its k folds to them
+    # too, giving the global mean to movies absent from a fold); train rows stay out-of-fold
+    valid = read_split(run_dir, "valid")
+    prior = train["rating_binary"].mean()
+    for col in ("userId", "movieId"):
+        stats = train.groupby(col)["rating_binary"].agg(["sum", "count"])
+        full = (stats["sum"] + 20 * prior) / (stats["count"] + 20)
+        expected = full.reindex(valid[col]).fillna(prior).to_numpy()
+        np.testing.assert_allclose(valid[f"TE_{col}_rating_binary"], expected, atol=1e-5)
+        in_sample = full.reindex(train[col]).to_numpy()
+        assert not np.allclose(train[f"TE_{col}_rating_binary"], in_sample, atol=1e-3)
+    # the saved workflow serves raw ids without the rating (NVTabular's op needs the label)
+    import nvtabular as nvt
+    from merlin.io import Dataset
+
+    wf = nvt.Workflow.load(str(run_dir / "workflow"))
+    wf.remove_inputs(["rating"])
+    rows = valid[valid["userId"] >= 3].head(40)  # users seen in train (the rest are OOV)
+    raw = decode(run_dir, rows)[["userId", "movieId"]].astype(np.int32).reset_index(drop=True)
+    served = wf.transform(Dataset(raw, cpu=True)).to_ddf().compute()
+    for col in te:
+        np.testing.assert_allclose(served[col], rows[col], atol=1e-6)
 
 
 # ------------------------------------------------------------------ bad input

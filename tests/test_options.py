@@ -52,6 +52,8 @@ ADDED = {("run", flag) for flag in RUN_PASS_THROUGH} | {
     # issue 14: equal files for N ranks, the learning-rate warm-up under Horovod
     ("etl", "--partitions"),
     ("train", "--lr-warmup-epochs"),
+    # issue 12: two-tower trains on every rating by default
+    ("train", "--interactions"),
 }
 
 

@@ -37,6 +37,8 @@ class SplitResult:
     train_users: np.ndarray | None = None  # sorted unique userIds of train
     user_counts: np.ndarray | None = None  # train ratings per user, aligned with train_users
     movie_counts: np.ndarray | None = None  # train ratings per catalogue movie (sorted ids)
+    user_positives: np.ndarray | None = None  # liked train ratings, aligned like user_counts
+    movie_positives: np.ndarray | None = None  # liked train ratings, aligned like movie_counts
 
 
 UNIFORM_CHUNK = 1 << 16  # rows per step: the temporaries stay in cache
@@ -244,6 +246,10 @@ def split_ratings(
     train_users = _unique_ints(users[train])
     user_counts = _counts(users[train], train_users)
     movie_counts = _counts(movies[train], catalogue_ids)
+    liked = train & (ratings > rating_threshold)
+    user_positives = _counts(users[liked], train_users)
+    movie_positives = _counts(movies[liked], catalogue_ids)
+    del liked
 
     # Pass 2: the kept columns are already in memory: write each split in slices.
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -281,6 +287,8 @@ def split_ratings(
         train_users=train_users,
         user_counts=user_counts,
         movie_counts=movie_counts,
+        user_positives=user_positives,
+        movie_positives=movie_positives,
     )
 
 

@@ -109,9 +109,9 @@ def run_etl(cfg: EtlConfig) -> dict:
         with compute_context(cfg.device, cfg.workers, cfg.scheduler) as compute:
             from merlin.io import Dataset
 
-            from workflows.etl.workflow import build_workflow
+            from workflows.etl.workflow import build_workflow, rate_table
 
-            wf = build_workflow(
+            graph = dict(
                 catalogue=catalogue,
                 train_users=split.train_users,
                 out_path=tmp,
@@ -127,6 +127,7 @@ def run_etl(cfg: EtlConfig) -> dict:
                 movie_counts=split.movie_counts,
                 client=compute.client,
             )
+            wf = build_workflow(**graph)
             saved_raw, saved_enc = read_vocabulary(staged)
             if not (np.array_equal(saved_raw, raw_ids) and np.array_equal(saved_enc, enc_ids)):
                 raise RuntimeError(
@@ -143,16 +144,29 @@ def run_etl(cfg: EtlConfig) -> dict:
             # without a pass over a partition of up to part_size. Target encoding needs
             # statistics, so it fits on all of train (counts come from the split pass).
             needs_stats = cfg.target_encoding
-            fit_on = train_ds if needs_stats else dataset(_head(split.train_path, FIT_SAMPLE_ROWS))
-            wf.fit(fit_on)
+            sample = dataset(_head(split.train_path, FIT_SAMPLE_ROWS))
+            wf.fit(train_ds if needs_stats else sample)
+            # Target encoding: train rows out-of-fold (NVTabular's op), valid rows and serving
+            # from all of train, gathered by id (workflow.rate_table says why)
+            serve = wf
+            if cfg.target_encoding:
+                prior = split.positives["train"] / split.rows["train"]
+                rates = {
+                    "userId": rate_table("userId", split.user_positives, split.user_counts, prior),
+                    "movieId": rate_table(
+                        "movieId", split.movie_positives, split.movie_counts, prior
+                    ),
+                }
+                serve = build_workflow(**graph, rates=rates)
+                serve.fit(sample)
             fit_mode = "full train pass" if needs_stats else f"{FIT_SAMPLE_ROWS}-row train sample"
             t = lap("fit", t)
             files = {}
-            for name, ds, dest in (
-                ("train", train_ds, staged.train),
-                ("valid", valid_ds, staged.valid),
+            for name, ds, graph_of, dest in (
+                ("train", train_ds, wf, staged.train),
+                ("valid", valid_ds, serve, staged.valid),
             ):
-                _write_transformed(wf, ds, dest, row_group_rows, compute)
+                _write_transformed(graph_of, ds, dest, row_group_rows, compute)
                 if cfg.partitions:  # equal files, for Horovod ranks (models/distributed.py)
                     from workflows.etl.writer import repartition
 
@@ -160,13 +174,13 @@ def run_etl(cfg: EtlConfig) -> dict:
                         repartition(
                             dest,
                             cfg.partitions,
-                            schema=wf.output_schema,
+                            schema=graph_of.output_schema,
                             row_group_rows=row_group_rows,
                         ).values()
                     )
                 t = lap(f"transform_{name}", t)
-            wf.save(str(staged.workflow), modules_byvalue=["workflows.etl.ops"])
-            output_schema = wf.output_schema
+            serve.save(str(staged.workflow), modules_byvalue=["workflows.etl.ops"])
+            output_schema = serve.output_schema
             partitions = {"train": train_ds.npartitions, "valid": valid_ds.npartitions}
             cluster = compute.description
             device = compute.device

@@ -24,6 +24,8 @@ import pandas as pd
 from mmrec.contracts import NULL_ID, RESERVED_IDS
 from workflows.etl.validate import Catalogue
 
+TE_SMOOTHING = 20  # target encoding: pseudo-ratings at the train positive rate per id
+
 
 def _categorify(out_path: Path, col: str, vocab: pd.Series, *, scalar_ids: bool = False):
     """Categorify with a given (sorted) vocabulary; scalar id columns encode by binary search."""
@@ -130,6 +132,27 @@ def count_table(col: str, counts: np.ndarray):
     return table, [ColumnSchema(name, tags=[Tags.CONTINUOUS], dtype=np.float32)]
 
 
+def rate_table(col: str, positives: np.ndarray, counts: np.ndarray, prior: float):
+    """`TE_<col>_rating_binary` by encoded id: the smoothed positive rate over all of train.
+
+    The value NVTabular's TargetEncoding gives a row encoded from all of train, (positives +
+    s * prior) / (count + s); ids 0-2 and ids without a train rating get the prior. Valid rows
+    and serving read this table by id, as they do the counts: NVTabular's op would apply its
+    k folds to them too (a movie absent from a fold got the prior: 6% of ml-latest-small's
+    valid rows) and keeps the label as an input, so a served workflow could not run it.
+    """
+    from merlin.schema import ColumnSchema, Tags
+
+    rates = (np.asarray(positives, np.float64) + TE_SMOOTHING * prior) / (
+        np.asarray(counts, np.float64) + TE_SMOOTHING
+    )
+    values = np.concatenate([np.full(RESERVED_IDS, prior), rates]).astype(np.float32)
+    name = f"TE_{col}_rating_binary"
+    return pd.DataFrame({name: values}), [
+        ColumnSchema(name, tags=[Tags.CONTINUOUS], dtype=np.float32)
+    ]
+
+
 def build_workflow(
     *,
     catalogue: Catalogue,
@@ -145,12 +168,15 @@ def build_workflow(
     flags: dict[str, np.ndarray] | None = None,
     user_counts: np.ndarray | None = None,
     movie_counts: np.ndarray | None = None,
+    rates: dict | None = None,
     client=None,
 ):
     """Return an unfitted nvt.Workflow; `embeddings` given means `join` mode.
 
     `user_counts`/`movie_counts` (train ratings per train user / catalogue movie) are needed
-    with `count_features`.
+    with `count_features`. With `target_encoding`, `rates` ({"userId": rate_table(...),
+    "movieId": ...}) gives the workflow for valid rows and serving, which gathers the rates by
+    id; without it, the train workflow: NVTabular's out-of-fold TargetEncoding.
     """
     import nvtabular as nvt
     from merlin.schema import Tags
@@ -172,18 +198,24 @@ def build_workflow(
         counts, count_cols = count_table("movieId", movie_counts)
         table = pd.concat([table, counts], axis=1)
         cols = cols + count_cols
+    if target_encoding and rates is not None:
+        movie_rates, rate_cols = rates["movieId"]
+        table = pd.concat([table, movie_rates], axis=1)
+        cols = cols + rate_cols
     features = user + movie
 
     # rating_binary (and rating, with keep_rating) from one node: see ops.RatingTargets.
     targets = ["rating"] >> RatingTargets(rating_threshold, keep=keep_rating)
     if count_features:
         features = features + (user_codes >> ItemGather(*count_table("userId", user_counts)))
-    if target_encoding:
+    if target_encoding and rates is not None:
+        features = features + (user_codes >> ItemGather(*rates["userId"]))
+    elif target_encoding:
         te = ["userId", "movieId"] >> ops.TargetEncoding(
             targets["rating_binary"],
             kfold=target_encoding_folds,
             fold_seed=seed,
-            p_smooth=20,
+            p_smooth=TE_SMOOTHING,
             out_path=str(out_path),
         )
         features = features + (te >> ops.AddTags([Tags.CONTINUOUS]))
