@@ -100,6 +100,12 @@ def make_dataset(data_dir: Path, name: str = "tiny", movies: dict | None = None)
     return root
 
 
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches the internet: downloads are tested against 127.0.0.1 (test_weights)."""
+    monkeypatch.setenv("MMREC_OFFLINE", "1")
+
+
 @pytest.fixture()
 def tiny(tmp_path: Path) -> Path:
     """A data dir holding dataset 'tiny'."""
