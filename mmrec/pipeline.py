@@ -67,11 +67,9 @@ def plan(cfg: RunConfig) -> list[Step]:
 
     # features: without posters (real data, no enrich source) only text, from the fallback texts
     modalities = "text,image" if synthetic or cfg.source else "text"
-    image_model = cfg.image_model or ("resnet18" if synthetic else "resnet50")
+    image_model = cfg.image_model or ("efficientnet-lite0" if synthetic else "resnet50")
     text_model = cfg.text_model or ("minilm" if synthetic else "facebook/bart-large")
-    random_init = (
-        cfg.random_init if cfg.random_init is not None else (("image",) if synthetic else ())
-    )
+    random_init = cfg.random_init if cfg.random_init is not None else ()
     features = ["features", *ds, "--modalities", modalities, "--text-model", text_model]
     if "image" in modalities:
         features += ["--image-model", image_model]
