@@ -97,7 +97,7 @@ def test_torchvision_weights_come_from_the_mirror_into_torch_home(
 
         monkeypatch.setenv("MMREC_OFFLINE", "1")  # offline: the same call asks nobody
         server.reset()
-        with pytest.raises(MmrecError, match=r"not available offline \(offline \(MMREC_OFFLINE"):
+        with pytest.raises(MmrecError, match=r"not available offline \(MMREC_OFFLINE=1\)"):
             image.build_image_model("resnet18", None, random_init=False, seed=0)
         assert server.requests == []
 

@@ -33,8 +33,9 @@ def offline() -> bool:
 
 
 def offline_reason() -> str:
+    """Which setting made this process offline, e.g. 'MMREC_OFFLINE=1' (for error messages)."""
     names = [n for n in OFFLINE_ENVS if os.environ.get(n, "").strip().lower() in _TRUE]
-    return f"offline ({', '.join(f'{n}=1' for n in names)})" if names else "online"
+    return ", ".join(f"{n}={os.environ[n]}" for n in names) or "online"
 
 
 # -- torchvision checkpoints ------------------------------------------------------------------
