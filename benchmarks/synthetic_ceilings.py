@@ -39,7 +39,11 @@ def _ridge(x: np.ndarray, y: np.ndarray, fit: np.ndarray, lam: float) -> np.ndar
     return a @ w + y[fit].mean(0)
 
 
-def ceilings(root: Path, etl_run: str, pca_dims: int = 64) -> pd.DataFrame:
+def ceilings(
+    root: Path, etl_run: str, pca_dims: int = 64, modalities: tuple[str, ...] = ("text", "image")
+) -> pd.DataFrame:
+    """AUC per score on valid (all, warm, cold rows) and, per predictor, the R2 of the factors it
+    predicts for the cold movies (1 - residual / total sum of squares over all factor values)."""
     etl = root / "etl" / etl_run
     valid = pd.concat(
         pd.read_parquet(f, columns=["userId", "movieId", "rating_binary"])
@@ -66,7 +70,7 @@ def ceilings(root: Path, etl_run: str, pca_dims: int = 64) -> pd.DataFrame:
     names = sorted({g for gs in genres.genres for g in gs})
     g_onehot = np.array([[g in set(gs) for g in names] for gs in genres.genres], dtype=np.float64)
     content = []
-    for modality in ("text", "image"):
+    for modality in modalities:
         path = root / "features" / f"{modality}.parquet"
         if path.exists():
             ids, vectors, _ = read_embeddings(path)
@@ -92,6 +96,13 @@ def ceilings(root: Path, etl_run: str, pca_dims: int = 64) -> pd.DataFrame:
     }
     for name, f in predicted.items():
         scores[f"user bias + taste x {name}"] = ub + (uf * f[row]).sum(1) / np.sqrt(n_f)
+    cold_movies = ~warm_movies
+    truth_cold = factors[cold_movies]
+    total = ((truth_cold - truth_cold.mean(0)) ** 2).sum()
+    r2 = {
+        f"user bias + taste x {name}": 1.0 - ((f[cold_movies] - truth_cold) ** 2).sum() / total
+        for name, f in predicted.items()
+    }
     out = []
     for name, s in scores.items():
         out.append(
@@ -100,6 +111,7 @@ def ceilings(root: Path, etl_run: str, pca_dims: int = 64) -> pd.DataFrame:
                 "all": auc(y, s),
                 "warm": auc(y[~cold], s[~cold]),
                 "cold": auc(y[cold], s[cold]) if cold.any() else float("nan"),
+                "factor R2 cold": r2.get(name, float("nan")),
             }
         )
     return pd.DataFrame(out).set_index("score")
@@ -111,12 +123,16 @@ def main() -> None:
     ap.add_argument("--dataset", default="synthetic")
     ap.add_argument("--etl-run", default="cold-items-lookup")
     ap.add_argument("--pca", type=int, default=64, help="content dims kept before the ridge")
+    ap.add_argument(
+        "--modalities", default="text,image", help="content vectors used, e.g. image (posters only)"
+    )
     args = ap.parse_args()
     root = args.data_dir / args.dataset
     if not (root / "_truth").is_dir():
         sys.exit(f"{root}: no _truth/ folder; ceilings exist only for synthetic datasets")
     print(f"AUC ceilings on {root / 'etl' / args.etl_run} validation (true user tastes known)")
-    print(ceilings(root, args.etl_run, args.pca).round(4).to_string())
+    modalities = tuple(m for m in args.modalities.split(",") if m)
+    print(ceilings(root, args.etl_run, args.pca, modalities).round(4).to_string())
 
 
 if __name__ == "__main__":

@@ -38,10 +38,52 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `mmrec COMMAND --help` for each command's options and examples.",
     )
     parser.add_argument("--version", action="version", version=_version())
+    _add_console_flags(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"mmrec.commands.{name}").register(sub)
+    _add_console_flags_below(sub)
     return parser
+
+
+def _add_console_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    """-v and --offline before or after the command; a subcommand's unset flag keeps the top's."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="show every library's logs and warnings (default: results and progress only)",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        default=default,
+        help="never download model weights (as MMREC_OFFLINE=1 or HF_HUB_OFFLINE=1)",
+    )
+
+
+def _add_console_flags_below(sub: argparse._SubParsersAction) -> None:
+    for child in sub.choices.values():
+        _add_console_flags(child, argparse.SUPPRESS)
+        for action in child._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_console_flags_below(action)
+
+
+def _log_file(args: argparse.Namespace):
+    """`<data-dir>/<dataset>/logs/<command>.log` for commands that name a dataset, else None."""
+    from mmrec import console
+    from mmrec.commands import data_dir_of
+
+    dataset = (
+        getattr(args, "dataset", None)
+        or getattr(args, "name", None)
+        or getattr(args, "variant", None)
+    )
+    if not dataset or not hasattr(args, "data_dir"):
+        return None
+    return console.log_path(data_dir_of(args), dataset, args.command)
 
 
 def _version() -> str:
@@ -51,8 +93,18 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mmrec import console
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "offline", False):
+        os.environ["MMREC_OFFLINE"] = "1"  # read by the weights code, inherited by stage children
+    is_verbose = bool(getattr(args, "verbose", False)) or console.verbose()
+    with console.session(args.command, _log_file(args), is_verbose):
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         result = args.func(args)
     except MmrecError as exc:

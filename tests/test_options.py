@@ -55,6 +55,8 @@ ADDED = {("run", flag) for flag in RUN_PASS_THROUGH} | {
     # issue 12: two-tower trains on every rating by default
     ("train", "--interactions"),
 }
+# issue 13: -v/--verbose and --offline on every command (mmrec/console.py)
+ADDED |= {(cmd, flag) for cmd in json.loads(FLAGS_FILE.read_text()) for flag in ("-v", "--offline")}
 
 
 def _rows(snapshot: dict) -> dict[tuple[str, str], dict]:
@@ -72,8 +74,14 @@ def test_every_flag_is_the_one_main_had() -> None:
 
 
 def test_run_plans_are_main_s() -> None:
-    """The demo's and MovieLens' steps run with exactly main's argv, so journals still match."""
-    assert plans_snapshot() == json.loads(PLANS_FILE.read_text())
+    """The demo's and MovieLens' steps run with exactly main's argv, so journals still match,
+    except the one intended change: the demo embeds posters with the real EfficientNet-Lite0
+    (issue 13) instead of a random-init ResNet-18."""
+    main = json.loads(PLANS_FILE.read_text())
+    features = next(step for step in main["synthetic"] if step[0] == "features")
+    at = features.index("--image-model")
+    features[at : at + 4] = ["--image-model", "efficientnet-lite0"]  # and no --random-init
+    assert plans_snapshot() == main
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -129,8 +137,8 @@ def _other(cls: type, name: str, value):
 def test_features_defaults_follow_the_dataset() -> None:
     """`mmrec features --dataset synthetic` with no flags gets what `mmrec run` passes it."""
     synthetic = features_cmd._config(_parse("features", "--dataset", "synthetic"))
-    assert (synthetic.image_model, synthetic.text_model) == ("resnet18", "minilm")
-    assert synthetic.random_init == ("image",)
+    assert (synthetic.image_model, synthetic.text_model) == ("efficientnet-lite0", "minilm")
+    assert synthetic.random_init == ()
     run_features = next(s.argv for s in plan(RunConfig(data_dir=Path("d"))) if s.name == "features")
     assert run_features[run_features.index("--image-model") + 1] == synthetic.image_model
     assert run_features[run_features.index("--text-model") + 1] == synthetic.text_model

@@ -12,6 +12,12 @@ if importlib.util.find_spec("torch") is None:  # the pipeline env: these tests n
     collect_ignore_glob = ["test_*.py"]
 
 
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches the internet: downloads are tested against 127.0.0.1 (test_weights)."""
+    monkeypatch.setenv("MMREC_OFFLINE", "1")
+
+
 @pytest.fixture()
 def tiny(tmp_path: Path) -> Path:
     """A data dir holding dataset 'tiny'."""

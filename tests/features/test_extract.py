@@ -13,9 +13,11 @@ from feature_builders import config, make_dataset, matrix
 
 from mmrec.config import FeaturesConfig
 from mmrec.errors import MmrecError
+from mmrec.io import file_digest
 from mmrec.paths import DatasetPaths
 from workflows.features import shards
 from workflows.features.extract import extract_features
+from workflows.features.image import LITE_PREPROCESSING, packaged_lite0_file
 
 pytestmark = pytest.mark.features
 
@@ -39,12 +41,14 @@ def test_outputs_dims_dtypes_flags_and_fallbacks(done: Path) -> None:
 
     img, img_meta = read(paths.modality_embeddings("image"))
     assert img.schema.field("movieId").type == pa.int32()
-    assert img.schema.field("embedding").type == pa.list_(pa.float32(), 1024)
+    assert img.schema.field("embedding").type == pa.list_(pa.float32(), 1280)
     # 4 has a truncated JPEG, 6 has no poster; 2 gray, 3 RGBA, 5 palette, 7 16-bit all decode
     assert img.column("movieId").to_pylist() == [1, 2, 3, 5, 7]
     assert [f["movieId"] for f in img_meta["posters_failed"]] == [4]
-    assert img_meta["posters_missing"] == 1 and img_meta["weights"] == "random-init"
-    assert img_meta["model"] == "mobilenet_v3_small" and img_meta["dim"] == 1024
+    assert img_meta["posters_missing"] == 1
+    assert img_meta["weights"] == file_digest(packaged_lite0_file())
+    assert img_meta["model"] == "efficientnet-lite0" and img_meta["dim"] == 1280
+    assert img_meta["preprocessing"] == LITE_PREPROCESSING
     assert img_meta["items_per_s"] > 0 and "embed_s" in img_meta["timings"]
 
     txt, txt_meta = read(paths.modality_embeddings("text"))
@@ -62,7 +66,7 @@ def test_outputs_dims_dtypes_flags_and_fallbacks(done: Path) -> None:
     assert store.column("has_image").to_pylist() == [1, 1, 1, 0, 1, 0, 1]
     assert store.column("has_text").to_pylist() == [1] * 7
     image = matrix(store, "image_embedding")
-    assert image.dtype == np.float32 and image.shape == (7, 1024)
+    assert image.dtype == np.float32 and image.shape == (7, 1280)
     assert not image[[3, 5]].any()  # missing -> zeros
     assert np.array_equal(image[[0, 1, 2, 4, 6]], matrix(img))
     assert store_meta["modalities"]["image"]["present"] == 5
@@ -153,7 +157,7 @@ def test_new_poster_invalidates_the_output_and_force_recomputes(tiny: Path) -> N
 def test_missing_weights_and_bad_input_are_clear_errors(tiny: Path, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     with pytest.raises(MmrecError, match="not available offline"):
-        extract_features(config(tiny, random_init=()))
+        extract_features(config(tiny, image_model="mobilenet_v3_small"))
     with pytest.raises(MmrecError, match="not available offline"):
         extract_features(config(tiny, modalities=("text",), text_model="facebook/bart-large"))
     with pytest.raises(MmrecError, match="movies.parquet not found"):
@@ -168,7 +172,9 @@ def test_missing_weights_and_bad_input_are_clear_errors(tiny: Path, tmp_path, mo
 
 @pytest.mark.slow
 def test_resnet50_default_architecture_end_to_end(tiny: Path) -> None:
-    summary = extract_features(config(tiny, image_model="resnet50", modalities=("image",)))
+    summary = extract_features(
+        config(tiny, image_model="resnet50", modalities=("image",), random_init=("image",))
+    )
     assert summary["image"]["dim"] == 2048
     table, meta = read(DatasetPaths.of(tiny, "tiny").modality_embeddings("image"))
     assert table.schema.field("embedding").type == pa.list_(pa.float32(), 2048)

@@ -29,9 +29,9 @@ def test_cuda_embeddings_match_cpu(tmp_path: Path) -> None:
     cpu_dir, gpu_dir = tmp_path / "cpu", tmp_path / "gpu"
     make_dataset(cpu_dir)
     shutil.copytree(cpu_dir, gpu_dir)
-    # resnet18: mobilenet_v3_small with random weights gives vectors near 1e-8, too small to compare
-    extract_features(config(cpu_dir, device="cpu", image_model="resnet18"))
-    summary = extract_features(config(gpu_dir, device="cuda", image_model="resnet18"))
+    # the real EfficientNet-Lite0 (config's default): trained weights, vectors of a real scale
+    extract_features(config(cpu_dir, device="cpu"))
+    summary = extract_features(config(gpu_dir, device="cuda"))
     assert "cuda" in str(summary)
     for modality in ("image", "text"):
         ids_cpu, cpu = _vectors(cpu_dir, modality)

@@ -94,7 +94,7 @@ def test_missing_weights_say_where_to_put_them(tmp_path: Path, monkeypatch) -> N
     assert str(expected) in msg and "--random-init" in msg
     with pytest.raises(MmrecError, match="not found"):
         image.build_image_model("resnet18", tmp_path / "nope.pth", random_init=False, seed=0)
-    with pytest.raises(MmrecError, match="unknown torchvision model"):
+    with pytest.raises(MmrecError, match="unknown image model"):
         image.build_image_model("resnet_nonesuch", None, random_init=True, seed=0)
 
 
@@ -141,3 +141,42 @@ def test_batched_equals_one_at_a_time(tmp_path: Path) -> None:
     single = torch.cat([image.embed_posters(model, [it], 1, 0, cpu)[1] for it in items])
     assert ids == list(range(4)) and not failed
     assert torch.allclose(batched, single, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def lite0() -> image.ImageModel:
+    return image.build_image_model(image.LITE0, None, random_init=False, seed=0)
+
+
+def test_efficientnet_lite0_loads_its_packaged_imagenet_weights(lite0) -> None:
+    path = image.packaged_lite0_file()
+    assert path is not None and lite0.weights == file_digest(path)
+    assert lite0.weights_file == str(path) and lite0.dim == 1280
+    assert lite0.preprocessing == image.LITE_PREPROCESSING and not lite0.module.training
+    assert isinstance(lite0.module._fc, torch.nn.Identity)  # pooled features, not logits
+
+
+def test_efficientnet_lite0_recognises_real_photographs(tmp_path: Path, lite0) -> None:
+    """Its own preprocessing and the headless features through the ImageNet head classify real
+    photographs shipped in packages (matplotlib: Grace Hopper in uniform; scikit-learn: a daisy)."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    classifier = EfficientNet.from_name(image.LITE0)
+    classifier.load_state_dict(torch.load(image.packaged_lite0_file(), weights_only=True))
+    classifier.eval()
+    import matplotlib
+
+    photos = {Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg": 652}
+    sklearn = pytest.importorskip("sklearn")
+    photos[Path(sklearn.__file__).parent / "datasets" / "images" / "flower.jpg"] = 985
+    items = list(enumerate(photos))
+    ids, vectors, failed = image.embed_posters(lite0, items, 2, 0, torch.device("cpu"))
+    assert ids == [0, 1] and not failed and vectors.shape == (2, 1280)
+    with torch.no_grad():
+        logits = classifier._fc(vectors)
+        transform = image.preprocess(image.LITE0)
+        direct = classifier(torch.stack([transform(image.load_rgb(p)) for p in photos]))
+    assert torch.allclose(logits, direct, atol=1e-4)
+    top3 = logits.topk(3).indices.tolist()
+    for (_, wanted), top in zip(photos.items(), top3, strict=True):
+        assert wanted in top, f"ImageNet class {wanted} not in the top 3 {top}"

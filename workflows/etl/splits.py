@@ -243,6 +243,7 @@ def split_ratings(
             f"{ratings_path}: the {kind} split left an empty "
             f"{'train' if not train.any() else 'valid'} set ({int(keep.sum())} usable ratings)"
         )
+    _check_labels(ratings, keep, train, rating_threshold, ratings_path)
     train_users = _unique_ints(users[train])
     user_counts = _counts(users[train], train_users)
     movie_counts = _counts(movies[train], catalogue_ids)
@@ -289,6 +290,23 @@ def split_ratings(
         movie_counts=movie_counts,
         user_positives=user_positives,
         movie_positives=movie_positives,
+    )
+
+
+def _check_labels(
+    ratings: np.ndarray, keep: np.ndarray, train: np.ndarray, threshold: float, path: Path
+) -> None:
+    """A threshold outside the ratings gives one-class labels: a model would learn nothing."""
+    positives = int(np.count_nonzero(ratings[train] > threshold))
+    n_train = int(np.count_nonzero(train))
+    if 0 < positives < n_train:
+        return
+    lo, hi = float(ratings[keep].min()), float(ratings[keep].max())
+    kind = "positive" if positives == 0 else "negative"
+    raise MmrecError(
+        f"--rating-threshold {threshold:g} leaves no {kind} row in train ({n_train:,} rows, "
+        f"label = rating > threshold): the ratings in {path} range from {lo:g} to {hi:g}; "
+        f"choose a threshold in [{lo:g}, {hi:g})"
     )
 
 

@@ -107,13 +107,21 @@ def _extract_image(cfg: FeaturesConfig, paths: DatasetPaths, device: Any) -> dic
     posters, ignored = image.find_posters(paths.posters, movie_ids)
     items = sorted(posters.items())
     random_image = "image" in cfg.random_init
+    t0 = time.perf_counter()
+    model = None
+    identity = image.weights_identity(cfg.image_model, cfg.image_weights, random_image, cfg.seed)
+    if identity[-1] is None:  # weights not on disk yet: fetch them (or fail) before fingerprinting
+        model = image.build_image_model(cfg.image_model, cfg.image_weights, random_image, cfg.seed)
+        identity = image.weights_identity(
+            cfg.image_model, cfg.image_weights, random_image, cfg.seed
+        )
     run_key = fingerprint(
         "image",
         FORMAT_VERSION,
         cfg.image_model,
         cfg.seed,
-        image.PREPROCESSING,
-        image.weights_identity(cfg.image_model, cfg.image_weights, random_image, cfg.seed),
+        image.preprocessing_of(cfg.image_model),
+        identity,
     )
     chunks = chunked(items, cfg.shard_size)
     identities = [[[mid, *file_stamp(p)] for mid, p in c] for c in chunks]
@@ -122,8 +130,9 @@ def _extract_image(cfg: FeaturesConfig, paths: DatasetPaths, device: Any) -> dic
         return _skipped(meta, out)
     shard_dir = _prepare_shards(paths, "image", cfg.force)
 
-    t0 = time.perf_counter()
-    model = image.build_image_model(cfg.image_model, cfg.image_weights, random_image, cfg.seed)
+    if model is None:
+        t0 = time.perf_counter()
+        model = image.build_image_model(cfg.image_model, cfg.image_weights, random_image, cfg.seed)
     t_load = time.perf_counter() - t0
     computed = 0
 
@@ -175,7 +184,7 @@ def _extract_image(cfg: FeaturesConfig, paths: DatasetPaths, device: Any) -> dic
         "weights": model.weights,
         "weights_file": model.weights_file,
         "seed": cfg.seed,
-        "preprocessing": image.PREPROCESSING,
+        "preprocessing": model.preprocessing,
         "rows": len(ids),
         "movies": len(movie_ids),
         "posters_found": len(items),

