@@ -97,8 +97,13 @@ class _Tee(io.TextIOBase):
         return getattr(self.console, "encoding", "utf-8")
 
 
-def log_path(data_dir: Path, dataset: str, stage: str) -> Path:
-    return Path(data_dir) / dataset / "logs" / f"{stage}.log"
+def log_path(data_dir: Path, dataset: str, stage: str) -> Path | None:
+    """Where a command's log goes; None on Horovod ranks other than 0 (rank 0 alone writes)."""
+    from mmrec.contracts import DatasetPaths
+
+    if os.environ.get("HOROVOD_RANK", "0") != "0":
+        return None
+    return DatasetPaths.of(data_dir, dataset).logs / f"{stage}.log"
 
 
 class _StageLog:

@@ -170,6 +170,7 @@ class DatasetPaths:
         "`mmrec evaluate`'s documents, `<etl-run>.json` each; `mmrec report` reads them",
     )
     export = _under_root("export")
+    logs = _under_root("logs", "each command's full log, `<stage>.log` (mmrec/console.py)")
 
     @classmethod
     def of(cls, data_dir: str | os.PathLike[str] | None, name: str) -> DatasetPaths:

@@ -10,8 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from tests.test_etl import run, write_inputs
+from builders import run, write_inputs
 
 
 @pytest.fixture(scope="module")

@@ -79,12 +79,12 @@ def test_store_flags_zeros_order_and_metadata(featured) -> None:
     data_dir, image, text = featured
     summary = build_feature_store(FeaturesConfig(dataset="ds", data_dir=data_dir))
     table = pq.read_table(DatasetPaths.of(data_dir, "ds").feature_store)
-    assert table.schema.names == [
+    assert table.schema.names == [  # the contracts' modality order: text, then image
         "movieId",
-        "image_embedding",
-        "has_image",
         "text_embedding",
         "has_text",
+        "image_embedding",
+        "has_image",
     ]
     assert table.schema.field("movieId").type == pa.int32()
     assert table.schema.field("image_embedding").type == pa.list_(pa.float32(), 8)

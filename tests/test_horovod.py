@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from builders import write_dataset
 
 from mmrec.config import EtlConfig
 from models.resume import progress_dir_of
-from tests.test_train import write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 HOROVODRUN = Path(sys.executable).parent / "horovodrun"

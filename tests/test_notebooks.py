@@ -161,7 +161,7 @@ def kernel_env(tmp_path_factory: pytest.TempPathFactory):
         "MMREC_NB_DATA_DIR": str(root / "data"),
         "MMREC_NB_SIZE": "tiny",
         "MMREC_NB_DEVICE": "cpu",
-        "MMREC_NB_IMAGE_MODEL": "mobilenet_v3_small",
+        "MMREC_NB_IMAGE_MODEL": "efficientnet-lite0",  # real weights, shipped in a package
         "MMREC_NB_EPOCHS": "1",
         "MMREC_NB_MODELS": "dlrm",
         "MMREC_NB_ABLATION": "none;text,image",

@@ -64,11 +64,20 @@ def ds(runs: tuple[Path, Path]) -> dict:
     return out
 
 
+def _data_files(root: Path) -> list[Path]:
+    """The dataset's files: not the commands' logs (a run appends to them, with times)."""
+    return [
+        p
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "logs" not in p.relative_to(root).parts
+    ]
+
+
 def _files(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
+        for p in _data_files(root)
+        if p.name != "manifest.json"
     }
 
 
@@ -328,10 +337,11 @@ def test_content_beats_ids_for_cold_start_movies(ds: dict) -> None:
 
 def test_rerun_is_a_no_op_and_force_redoes(runs: tuple[Path, Path]) -> None:
     root = runs[1]
-    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    before = {p: p.stat().st_mtime_ns for p in _data_files(root)}
     proc = _cli(*ARGS, "--data-dir", str(root.parent))
     assert proc.returncode == 0 and "already up to date" in proc.stdout
-    assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == before
+    assert {p: p.stat().st_mtime_ns for p in _data_files(root)} == before
+    assert "already up to date" in (root / "logs" / "data.log").read_text()
 
     proc = _cli("--users", "400", *ARGS[2:], "--data-dir", str(root.parent))
     assert proc.returncode == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -62,13 +63,16 @@ def generate_synthetic(cfg: SyntheticConfig) -> dict:
                 f"(source {manifest.get('source')!r}, other parameters); "
                 "pass --force to replace it, or choose another --name"
             )
-        if any(paths.root.iterdir()):
+        # logs/ is the commands' own (mmrec run opens its log there before this stage runs)
+        if any(p != paths.logs for p in paths.root.iterdir()):
             raise MmrecError(
                 f"{paths.root} exists, is not empty and has no manifest.json; "
                 "pass --force to replace it, or choose another --name"
             )
     with atomic_dir(paths.root) as tmp:
         manifest = _generate(cfg, params, tmp, paths.root)
+        if paths.logs.is_dir():  # moved, not copied: open log files keep writing into it
+            os.replace(paths.logs, tmp / paths.logs.name)
     return {**manifest, "path": str(paths.root), "skipped": False}
 
 
