@@ -147,8 +147,11 @@ def single_process_evaluation(run_dir: Path, etl_dir: Path) -> dict:
         "sys.modules['horovod'] = None\n"  # any `import horovod` now raises ImportError
         "from pathlib import Path\n"
         "from models.evaluate import evaluate_run\n"
+        "from models.data import Interactions\n"
         "from models.inputs import load_etl\n"
-        f"out = evaluate_run(Path({str(run_dir)!r}), load_etl(Path({str(etl_dir)!r})))\n"
+        f"etl = load_etl(Path({str(etl_dir)!r}))\n"
+        "both = (Interactions.read(etl.train_dir), Interactions.read(etl.valid_dir))\n"
+        f"out, _ = evaluate_run(Path({str(run_dir)!r}), etl, both)\n"
         "assert not any(m.startswith('horovod') and sys.modules[m] for m in sys.modules)\n"
         "print('RESULT ' + json.dumps(out['metrics']))\n"
     )
