@@ -14,6 +14,7 @@ This is the core: it imports nothing from the stages or the command line, and no
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -46,6 +47,22 @@ EMBEDDING_SUFFIX = "_embedding"
 # the GroupLens archives `mmrec data download` knows (workflows/data/variants.py describes each;
 # a test checks the two agree): any other dataset name is a generated synthetic one
 MOVIELENS_VARIANTS = ("ml-100k", "ml-1m", "ml-20m", "ml-25m", "ml-32m", "ml-latest-small")
+
+
+def modality_label(modalities: Sequence[str]) -> str:
+    """How run names spell a modality set: 'text+image', or 'none' for ids only."""
+    return "+".join(modalities) if modalities else "none"
+
+
+def train_run_name(etl_run: str, model: str, modalities: Sequence[str], control: str) -> str:
+    """A training run's default name, `<etl-run>.<model>.<modalities>.<control>`."""
+    return f"{etl_run}.{model}.{modality_label(modalities)}.{control}"
+
+
+def seed_run_name(name: str, seed: int, first_seed: int) -> str:
+    """The run name of one seed of a configuration: the first seed keeps the plain name, so a
+    run trained once is reused when more seeds are asked for later."""
+    return name if seed == first_seed else f"{name}.seed{seed}"
 
 
 def embedding_column(modality: str) -> str:

@@ -27,11 +27,11 @@ from mmrec.config import (
     content_defaults,
     is_movielens,
 )
+from mmrec.contracts import seed_run_name, train_run_name
 from mmrec.errors import MmrecError
 from mmrec.io import read_json, write_json_atomic
 from mmrec.options import argv_of
 from mmrec.paths import DatasetPaths
-from models.train import seed_run_name
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,6 @@ def plan(cfg: RunConfig) -> list[Step]:
 
     # train: the ablation (ids only, content, content with each control), then retrieval
     content = ",".join(modalities)
-    label = content.replace(",", "+")
     runs = [
         ("dlrm", "none", "none"),
         ("dlrm", content, "none"),
@@ -119,7 +118,7 @@ def plan(cfg: RunConfig) -> list[Step]:
         "seed", TrainConfig(dataset=cfg.dataset, data_dir=cfg.data_dir).seed
     )
     for model, mods, control in runs:
-        base = f"{etl_run}.{model}.{mods.replace(',', '+')}.{control}"
+        base = train_run_name(etl_run, model, modalities if mods != "none" else (), control)
         for seed in range(first_seed, first_seed + cfg.seeds):
             # the first seed's step keeps its name and argv, so a finished run is reused
             again = seed != first_seed
@@ -131,7 +130,11 @@ def plan(cfg: RunConfig) -> list[Step]:
     steps.append(Step("evaluate", _argv("evaluate", {**ds, "etl_run": etl_run}, cfg)))
     steps.append(Step("report", _argv("report", ds, cfg)))
     if cfg.export:
-        best = {**ds, "run": f"{etl_run}.dlrm.{label}.none", "backend": "python"}
+        best = {
+            **ds,
+            "run": train_run_name(etl_run, "dlrm", modalities, "none"),
+            "backend": "python",
+        }
         steps.append(Step("export", _argv("export", best, cfg)))
     return steps
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from models.data import Interactions
 from models.intervals import (
+    LEVEL,
     Interval,
     UserDraws,
     gain,
@@ -95,7 +96,7 @@ class Bootstrapper:
             "unit": "user",
             "samples": self.samples,
             "seed": self.seed,
-            "level": 0.95,
+            "level": LEVEL,
             "users": int(self.draws.users.size),
             "method": "percentile bootstrap; every scorer shares the draws (paired)",
         }

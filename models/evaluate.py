@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from mmrec.config import EvaluateConfig
-from mmrec.contracts import DatasetPaths, TrainRunPaths
+from mmrec.contracts import FIRST_ID, DatasetPaths, TrainRunPaths
 from mmrec.done import check_done, digests, record_of
 from mmrec.errors import MmrecError
 from mmrec.io import read_json, write_bytes_atomic, write_json_atomic
@@ -166,7 +166,7 @@ def evaluate_run(
 
 def _variants(etl: EtlRun) -> dict[str, np.ndarray]:
     """Retrieval candidate sets: every movie, and the cold movies when the split has any."""
-    items = np.arange(3, etl.n_items, dtype=np.int64)
+    items = np.arange(FIRST_ID, etl.n_items, dtype=np.int64)
     out = {"all": items}
     if etl.cold_item_ids.size:
         out["cold"] = np.intersect1d(items, etl.cold_item_ids)

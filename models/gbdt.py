@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mmrec.contracts import FIRST_ID
 from models.baselines import smoothed_rate
 from models.data import Interactions
 
@@ -49,10 +50,11 @@ class ItemFeatures:
         n_genres = int(max((g.max(initial=0) for g in lists), default=0)) + 1
         genres = np.zeros((n_items, n_genres), dtype=np.uint8)
         for i, g in zip(ids, lists, strict=True):
-            genres[i, g[g >= 3]] = 1  # ids 0-2 are Categorify's reserved rows
+            genres[i, g[g >= FIRST_ID]] = 1  # lower ids are Categorify's reserved rows
         year = np.zeros(n_items, dtype=np.int64)
         year[ids] = items["year"].to_numpy(np.int64)
-        return cls(genres[:, 3:] if n_genres > 3 else genres[:, :0], year)
+        real = genres[:, FIRST_ID:] if n_genres > FIRST_ID else genres[:, :0]
+        return cls(real, year)
 
 
 def _rates(

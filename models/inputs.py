@@ -51,10 +51,6 @@ def parse_modalities(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(set(items), key=MODALITIES.index))
 
 
-def modality_label(modalities: Sequence[str]) -> str:
-    return "+".join(modalities) if modalities else "none"
-
-
 @dataclass
 class EtlRun:
     """One ETL output folder, read once: paths, summary, schema, embedding matrices."""

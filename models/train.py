@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmrec.config import TrainConfig
-from mmrec.contracts import DatasetPaths, TrainRunPaths
+from mmrec.contracts import DatasetPaths, TrainRunPaths, seed_run_name, train_run_name
 from mmrec.done import check_done, parameters_of
 from mmrec.errors import MmrecError
 from mmrec.io import atomic_dir, read_json, write_json_atomic
@@ -52,7 +52,6 @@ from models.inputs import (
     gather_tables,
     load_etl,
     make_loader,
-    modality_label,
     parse_modalities,
     pretrained_stats,
     resolve_etl_run,
@@ -105,15 +104,7 @@ def defaults_for(model: str, train_rows: int) -> dict[str, Any]:
 
 
 def run_name_of(cfg: TrainConfig, etl_run: str) -> str:
-    if cfg.run_name:
-        return cfg.run_name
-    return f"{etl_run}.{cfg.model}.{modality_label(cfg.modalities)}.{cfg.control}"
-
-
-def seed_run_name(name: str, seed: int, first_seed: int) -> str:
-    """The run name of one seed of a configuration: the first seed keeps the plain name, so a
-    run trained once is reused when more seeds are asked for later."""
-    return name if seed == first_seed else f"{name}.seed{seed}"
+    return cfg.run_name or train_run_name(etl_run, cfg.model, cfg.modalities, cfg.control)
 
 
 def train_seeds(cfg: TrainConfig) -> list[dict[str, Any]]:
