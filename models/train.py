@@ -43,7 +43,6 @@ from models.distributed import (
     scaling,
     sync_callbacks,
     whole_split,
-    wrap_optimizer,
 )
 from models.inputs import (
     CONTROLS,
@@ -65,42 +64,15 @@ from models.resume import (
     make_early_stopping,
     progress_dir_of,
 )
+from models.tasks import TASKS, Built
 
-MODELS = ("dlrm", "two-tower")
+MODELS = tuple(TASKS)
 INTERACTIONS = ("liked", "all")  # two-tower training rows: label 1 only, or every rating
 
 
 def defaults_for(model: str, train_rows: int) -> dict[str, Any]:
-    """Hyper-parameters by dataset size: small data needs strong regularisation, big data speed."""
-    small = train_rows < 1_000_000
-    large = train_rows >= 10_000_000
-    if model == "dlrm":
-        return {
-            "batch_size": 1024 if small else (16384 if large else 4096),
-            "epochs": 20 if small else (3 if large else 8),
-            "learning_rate": 3e-3,
-            "embedding_dim": 32 if small else 64,
-            "mlp": (64, 32),
-            "dropout": 0.2,
-            "l2_reg": 1e-3,
-            "id_dropout": 0.2,
-            "temperature": None,
-        }
-    return {
-        "batch_size": 1024 if small else (8192 if large else 4096),
-        "epochs": 30 if small else (3 if large else 8),
-        "learning_rate": 3e-3,
-        "embedding_dim": 64,
-        "mlp": (128, 64),
-        "dropout": 0.1,
-        "l2_reg": 1e-5,
-        "id_dropout": 0.0,
-        "temperature": 0.1,
-        # every train rating is a (user, movie) interaction, as EASE reads them: which movies
-        # a user chose to rate predicts the liked ones better than the liked ones alone
-        # (recall@10, ids only: ml-latest-small random 0.198 against 0.179, synthetic 0.296/0.287)
-        "interactions": "all",
-    }
+    """Hyper-parameters by dataset size (models/tasks.py holds them per kind of model)."""
+    return TASKS[model].defaults(train_rows)
 
 
 def run_name_of(cfg: TrainConfig, etl_run: str) -> str:
@@ -144,8 +116,6 @@ def _check(cfg: TrainConfig) -> None:
 
 
 def _setup_tf(seed: int, mixed_precision: str) -> dict[str, Any]:
-    import tensorflow as tf
-
     tf.keras.utils.set_random_seed(seed)
     gpus = tf.config.list_physical_devices("GPU")
     use_mp = mixed_precision == "on" or (mixed_precision == "auto" and bool(gpus))
@@ -153,96 +123,7 @@ def _setup_tf(seed: int, mixed_precision: str) -> dict[str, Any]:
     return {"gpus": len(gpus), "mixed_precision": use_mp}
 
 
-class _RetrievalValidation(tf.keras.callbacks.Callback):
-    """recall@10 over all movies on a sample of valid users, added to the logs per epoch."""
-
-    def __init__(self, model: Any, data: Any, hp: dict[str, Any], cfg: TrainConfig) -> None:
-        super().__init__()
-        rng = np.random.default_rng(cfg.seed)
-        users = np.unique(data.valid.positives().users)
-        if users.size > cfg.eval_users:
-            users = np.sort(rng.choice(users, cfg.eval_users, replace=False))
-        self.two_tower, self.data, self.users = model, data, users
-        self.temperature = hp["temperature"]
-        self.popularity_correction = cfg.popularity_correction
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        from models.towers import retrieval_metrics_of
-
-        m = retrieval_metrics_of(
-            self.two_tower.query_encoder,
-            self.two_tower.candidate_encoder,
-            self.data,
-            temperature=self.temperature,
-            popularity_correction=self.popularity_correction,
-            users=self.users,
-            cold=False,
-        )["all"]
-        if logs is not None:
-            logs["val_recall@10"] = m["recall@10"]
-            logs["val_ndcg@10"] = m["ndcg@10"]
-
-
-@dataclasses.dataclass
-class _Built:
-    """A compiled model and what fitting and scoring it needs (differs by model type)."""
-
-    model: Any
-    monitor: str
-    callbacks: list[Any]  # callbacks that add the monitored value to the logs
-    valid_loader: Any = None  # DLRM: the validation loader Keras scores; two-tower: None
-    data: Any = None  # two-tower: RetrievalData
-
-
-def _build_model(
-    cfg: TrainConfig, hp: dict[str, Any], run: EtlRun, schema: Any, tables: Any, stats: Any
-) -> _Built:
-    """Build and compile the model for `cfg.model`, the same way for a fresh and a resumed run."""
-    import tensorflow as tf
-
-    if cfg.model == "dlrm":
-        from models.dlrm import build_dlrm
-
-        model = build_dlrm(
-            schema,
-            embedding_dim=hp["embedding_dim"],
-            top_mlp=hp["mlp"],
-            dropout=hp["dropout"],
-            l2_reg=hp["l2_reg"],
-            bias_l2_reg=hp["l2_reg"] / 10,
-            bias=cfg.bias,
-            pretrained_stats=stats,
-        )
-        valid_loader = make_loader(run.valid_dir, schema, tables, 8192, shuffle=False)
-        model.compile(
-            optimizer=wrap_optimizer(tf.keras.optimizers.Adam(hp["learning_rate"])),
-            metrics=[tf.keras.metrics.AUC(name="auc")],
-        )
-        return _Built(model, "val_auc", [], valid_loader=valid_loader)
-
-    from models.towers import RetrievalData
-    from models.two_tower import build_two_tower
-
-    model = build_two_tower(
-        _no_label(schema),
-        embedding_dim=hp["embedding_dim"],
-        tower_mlp=hp["mlp"],
-        dropout=hp["dropout"],
-        l2_reg=hp["l2_reg"],
-        temperature=hp["temperature"],
-        negatives=cfg.negatives,
-        pretrained_stats=stats,
-    )
-    model.compile(
-        optimizer=wrap_optimizer(tf.keras.optimizers.Adam(hp["learning_rate"])), metrics=[]
-    )
-    data = RetrievalData(run, _no_label(schema), tables)
-    whole_split(data.user_loader), whole_split(data.item_loader)  # scored whole on every rank
-    validation = _RetrievalValidation(model, data, hp, cfg)
-    return _Built(model, "val_recall@10", [validation], data=data)
-
-
-def _restore(progress: Progress, built: _Built, checkpoint: Any, x: Any, state: EpochState) -> None:
+def _restore(progress: Progress, built: Built, checkpoint: Any, x: Any, state: EpochState) -> None:
     """Load the newest epoch into the model and optimizer, created first so nothing is dropped.
 
     Keras creates layer weights on the first call and Adam's moments on the first step; a
@@ -341,15 +222,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     device = _setup_tf(cfg.seed, cfg.mixed_precision)
     scale = scaling(hp, cfg.lr_warmup_epochs)
 
-    import tensorflow as tf
-
     identity = identity_of(cfg, hp, etl_path, device["mixed_precision"], r.size)
     progress = Progress(run_dir, identity)
-    schema = feature_schema(run, modalities, with_label=True, continuous=cfg.model == "dlrm")
+    task = TASKS[cfg.model]
+    schema = feature_schema(run, modalities, with_label=True, continuous=task.continuous)
     tables = gather_tables(run, modalities, cfg.control, cfg.seed)
     stats = pretrained_stats(run, modalities)
-    is_dlrm = cfg.model == "dlrm"
-    fit_schema = schema if is_dlrm else _no_label(schema)
+    fit_schema = schema if task.with_label else _no_label(schema)
     train_loader = make_loader(
         run.train_dir,
         fit_schema,
@@ -357,18 +236,18 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         hp["batch_size"],
         shuffle=True,
         seed=cfg.seed,
-        positives_only=not is_dlrm and hp["interactions"] == "liked",
+        positives_only=task.positives_only(hp),
         id_dropout=hp["id_dropout"],
     )
     steps = even_steps(train_loader, run.train_dir, "train")  # N ranks: equal steps or error
-    built = _build_model(
-        cfg, {**hp, "learning_rate": scale["learning_rate"]}, run, schema, tables, stats
+    built = task.build(
+        cfg, {**hp, "learning_rate": scale["learning_rate"]}, run, fit_schema, tables, stats
     )
     if built.valid_loader is not None:
         even_steps(built.valid_loader, run.valid_dir, "valid")
     # after the checks above, which fail without leaving state; rank 0 decides for all ranks
     state = r.decide(lambda: progress.open(cfg.force), "mmrec.resume")
-    model, monitor = built.model, built.monitor
+    model, monitor = built.model, task.monitor
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     if state is not None:
         probe = make_loader(run.valid_dir, fit_schema, tables, 64, shuffle=False)
@@ -415,32 +294,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         else:  # the monitor never reported: keep the last weights, as Keras would
             model.save_weights(str(tmp / "checkpoints" / "best.weights"))
         copy_tree(progress.tensorboard_dir, tmp / "tensorboard")
-        if is_dlrm:
-            from models.towers import ranking_metrics_of
-
-            valid = built.valid_loader
-            if r.active:  # Keras validated this rank's shard; the metrics read the whole split
-                valid = whole_split(make_loader(run.valid_dir, schema, tables, 8192, shuffle=False))
-            metrics: dict[str, Any] = {"ranking": ranking_metrics_of(model, valid, run)}
-            # without the optimizer: reloading needs no Horovod ops (evaluate, export, Triton)
-            model.save(str(tmp / "model"), include_optimizer=False)
-        else:
-            from models.towers import retrieval_metrics_of
-
-            data = built.data
-            metrics = {
-                "retrieval": retrieval_metrics_of(
-                    model.query_encoder,
-                    model.candidate_encoder,
-                    data,
-                    temperature=hp["temperature"],
-                    popularity_correction=cfg.popularity_correction,
-                )
-            }
-            model.save(str(tmp / "model"), include_optimizer=False)
-            model.query_encoder.save(str(tmp / "query_tower"))
-            model.candidate_encoder.save(str(tmp / "item_tower"))
-            np.save(tmp / "item_log_popularity.npy", data.log_popularity)
+        # N ranks: Keras validated this rank's shard only; publish scores the whole split
+        metrics = task.publish(built, cfg, hp, run, fit_schema, tables, tmp, sharded=r.active)
 
         config = {
             **{k: jsonable(v) for k, v in dataclasses.asdict(cfg).items()},
