@@ -363,7 +363,7 @@ class ServeConfig:
 class TrainConfig:
     """`mmrec train`: a DLRM or two-tower model on an ETL run, with early stopping on valid.
 
-    None means "the default for this dataset's size" (models.train.defaults_for).
+    None means "the default for this dataset's size" (models/tasks.py, per kind of model).
     """
 
     dataset: str = option(help=DATASET_HELP)
@@ -399,10 +399,12 @@ class TrainConfig:
     )
     negatives: str = "in-batch"  # two-tower: in-batch (sampled softmax needs id-only towers)
     temperature: float | None = option(None, help="two-tower logits temperature")
-    interactions: str | None = option(  # None: the per-size default (models.train.defaults_for)
-        None,
-        choices=("liked", "all"),
-        help="two-tower training rows: liked ones only, or every rating (default: all)",
+    interactions: str | None = (
+        option(  # None: the per-size default (models/tasks.py, per kind of model)
+            None,
+            choices=("liked", "all"),
+            help="two-tower training rows: liked ones only, or every rating (default: all)",
+        )
     )
     popularity_correction: bool = option(
         True,

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "mmrec train --dataset ml-latest-small --model two-tower --modalities none",
             "mmrec train --dataset ml-25m --model dlrm --etl-run random-lookup --batch-size 16384",
         ),
-        note="\n\nUnset hyper-parameters take per-size defaults (models.train.defaults_for)."
+        note="\n\nUnset hyper-parameters take per-size defaults (models/tasks.py, per kind of model)."
         "\nData-parallel: `horovodrun -np N mmrec train ...` (docs/scaling.md).",
     )
 
