@@ -14,11 +14,12 @@ from PIL import Image
 
 from mmrec.config import EnrichConfig
 from mmrec.errors import MmrecError
+from mmrec.http import HttpClient, TokenBucket
 from mmrec.paths import DatasetPaths
+from mmrec.retry import RetryPolicy
 from workflows.data.schema import SYNOPSES
 from workflows.enrich.cache import MovieKeys
 from workflows.enrich.imdb import ImdbSource, TransientLookupError, movie_fields
-from workflows.enrich.ratelimit import HttpClient, RetryPolicy, TokenBucket
 from workflows.enrich.stage import REPORT, enrich
 
 KEY = "k3y-5ecret-0123456789abcdef"

@@ -20,11 +20,11 @@ from typing import Any
 
 from mmrec.config import DownloadConfig
 from mmrec.errors import MmrecError
+from mmrec.http import download_file, fetch_text
 from mmrec.io import file_digest, read_json, temp_dir_beside, write_json_atomic
 from mmrec.paths import DatasetPaths
 from workflows.data import convert
 from workflows.data.extract import extract_members
-from workflows.data.http import download_file, fetch_text
 from workflows.data.schema import SCHEMAS, schema_description
 from workflows.data.variants import CSV, DAT, ML100K, Variant, get_variant
 

@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmrec.http import FetchError, HttpClient
 from mmrec.io import write_bytes_atomic
 from workflows.enrich.cache import FAILED, FOUND, MISSING, Fetched
-from workflows.enrich.ratelimit import FetchError, HttpClient
 
 # Formats the features stage can read with Pillow, and the extension each is stored under.
 FORMAT_EXT = {

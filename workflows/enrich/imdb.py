@@ -17,9 +17,9 @@ from typing import Any
 
 from mmrec.config import EnrichConfig
 from mmrec.errors import MmrecError
+from mmrec.http import FetchError, HttpClient, retry_call
 from workflows.enrich.cache import FAILED, FOUND, MISSING, Fetched, MovieKeys
 from workflows.enrich.images import download_image
-from workflows.enrich.ratelimit import FetchError, HttpClient, retry_call
 
 INSTALL_HINT = 'pip install "cinemagoer==2023.5.1"'
 PAGES_PER_MOVIE = 2  # cinemagoer fetches the reference page and the plot summary page

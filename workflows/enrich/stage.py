@@ -22,12 +22,13 @@ import pyarrow as pa
 
 from mmrec.config import EnrichConfig
 from mmrec.errors import MmrecError
+from mmrec.http import HttpClient, TokenBucket
 from mmrec.io import write_json_atomic, write_table_atomic
 from mmrec.paths import DatasetPaths
 from mmrec.progress import progress
+from mmrec.retry import RetryPolicy
 from workflows.enrich.cache import FAILED, FOUND, STATUSES, Fetched, Journal, MovieKeys, Record
 from workflows.enrich.images import ImageRejected, poster_files, validate_image, write_poster
-from workflows.enrich.ratelimit import HttpClient, RetryPolicy, TokenBucket
 
 SOURCES = ("tmdb", "imdb", "local")
 
@@ -75,6 +76,7 @@ def enrich(cfg: EnrichConfig, *, on_record: Callable[[dict], None] | None = None
         timeout_s=cfg.timeout_s,
         secrets=(api_key or "", token or ""),
         stop=stop,
+        user_agent="mmrec-enrich",
     )
     try:
         source = _open_source(cfg, movies, client, api_key, token)  # checks the inputs first

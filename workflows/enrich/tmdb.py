@@ -15,9 +15,9 @@ from collections.abc import Mapping
 
 from mmrec.config import EnrichConfig
 from mmrec.errors import MmrecError
+from mmrec.http import FetchError, HttpClient
 from workflows.enrich.cache import FAILED, FOUND, MISSING, Fetched, MovieKeys
 from workflows.enrich.images import download_image
-from workflows.enrich.ratelimit import FetchError, HttpClient
 
 API_KEY_ENV = "TMDB_API_KEY"
 TOKEN_ENV = "TMDB_READ_ACCESS_TOKEN"
