@@ -412,6 +412,11 @@ class TrainConfig:
         switch="off",
         help="two-tower: rank by the raw dot product (no log-popularity added back)",
     )
+    calibration_fraction: float = option(
+        0.05,
+        help="DLRM: share of train rows held out of fitting to calibrate its probabilities "
+        "(Platt scaling of the logit; AUC unchanged); 0 turns calibration off",
+    )
     patience: int = option(3)  # epochs without a better validation metric before stopping
     eval_users: int = 2_000  # two-tower early stopping: recall@10 on this many valid users
     seed: int = option(42)

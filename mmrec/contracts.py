@@ -151,6 +151,7 @@ class TrainRunPaths:
     tensorboard = _under_root("tensorboard")
     history = _under_root("history.json")
     metrics = _under_root("metrics.json")
+    calibration = _under_root("calibration.json", "DLRM: the Platt scaling fitted after training")
     config = _under_root("config.json", "the resolved options: what made the run (mmrec.done)")
     summary = _under_root(SUMMARY)
 

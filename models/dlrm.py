@@ -69,4 +69,7 @@ def build_dlrm(
     # the schema must be given: it is what turns list columns (genres) from the loader's
     # values/offsets pairs into ragged tensors; inferred from these blocks it is empty and
     # Merlin silently drops genres
-    return mm.Model(body, mm.BinaryOutput(LABEL), schema=features)
+    from models.layers import CalibratedSigmoid
+
+    output = mm.BinaryOutput(LABEL, to_call=CalibratedSigmoid())
+    return mm.Model(body, output, schema=features)

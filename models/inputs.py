@@ -295,9 +295,15 @@ def make_loader(
     seed: int = 0,
     positives_only: bool = False,
     id_dropout: float = 0.0,
+    holdout: tuple[float, int] | None = None,
+    held_out_rows: bool = False,
 ) -> Any:
     """A Merlin TF loader over `data_dir` (or a list of its Parquet files) reading only `schema`'s
-    columns, plus the gathered vectors."""
+    columns, plus the gathered vectors.
+
+    `holdout` = (fraction, seed) splits the rows by models.calibration.held_out: the loader reads
+    the rows outside that slice, or only those inside it with `held_out_rows`.
+    """
     import merlin.models.tf as mm
     from merlin.io import Dataset
 
@@ -308,10 +314,13 @@ def make_loader(
     missing = [c for c in read_cols if c not in ds.schema.column_names]
     if missing:
         raise MmrecError(f"{data_dir} lacks column(s) {missing}")
-    if positives_only:
+    if positives_only or (holdout is not None and holdout[0] > 0):
         ddf = ds.to_ddf()
-        ddf = ddf[ddf[LABEL] == 1][read_cols]
-        ds = Dataset(ddf, schema=schema.select_by_name(read_cols), cpu=True)
+        if positives_only:
+            ddf = ddf[ddf[LABEL] == 1]
+        if holdout is not None and holdout[0] > 0:
+            ddf = ddf[ddf.map_partitions(_in_holdout, *holdout, meta=(None, bool)) == held_out_rows]
+        ds = Dataset(ddf[read_cols], schema=schema.select_by_name(read_cols), cpu=True)
     else:
         # the model's view of the columns (e.g. target-encoding features without label tags)
         ds.schema = schema.select_by_name(read_cols)
@@ -321,6 +330,15 @@ def make_loader(
     if id_dropout > 0:
         loader = loader.map(ItemIdDropout(id_dropout, seed))
     return loader
+
+
+def _in_holdout(part: Any, fraction: float, seed: int) -> Any:
+    import pandas as pd
+
+    from models.calibration import held_out
+
+    mask = held_out(part[USER].to_numpy(), part[ITEM].to_numpy(), fraction, seed)
+    return pd.Series(mask, index=part.index)
 
 
 class ItemIdDropout:

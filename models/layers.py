@@ -62,3 +62,34 @@ def pretrained_branches(
         )
         branches[col.name] = mm.SequentialBlock(layers)
     return mm.ParallelBlock(branches, schema=emb_schema, name="pretrained_embeddings")
+
+
+@tf.keras.utils.register_keras_serializable(package="mmrec")
+class CalibratedSigmoid(tf.keras.layers.Layer):
+    """Dense(1) then sigmoid(scale * logit + shift): the DLRM's output layer.
+
+    `scale` and `shift` are not trained by gradient descent: they stay 1 and 0 while the model
+    fits (so the layer is exactly Dense(1, sigmoid)) and are then set by Platt scaling on rows
+    held out of training (models/calibration.py). A monotone map of the logit leaves every
+    AUC as it was and fixes the overconfidence a long-trained model shows on new rows; it is
+    part of the SavedModel, so evaluate, export and Triton serve calibrated probabilities.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dense = tf.keras.layers.Dense(1)
+
+    def build(self, input_shape: Any) -> None:
+        self.dense.build(input_shape)
+        self.scale = self.add_weight(name="scale", shape=(), initializer="ones", trainable=False)
+        self.shift = self.add_weight(name="shift", shape=(), initializer="zeros", trainable=False)
+        super().build(input_shape)
+
+    def logit(self, inputs: tf.Tensor) -> tf.Tensor:
+        return self.dense(inputs) * self.scale + self.shift
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return tf.sigmoid(self.logit(inputs))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return self.dense.compute_output_shape(input_shape)

@@ -16,6 +16,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mmrec.config import TrainConfig
+from mmrec.contracts import TrainRunPaths
+from mmrec.errors import MmrecError
+from mmrec.io import write_json_atomic
 from models.distributed import whole_split, wrap_optimizer
 from models.inputs import EtlRun, make_loader
 
@@ -30,6 +33,7 @@ class Built:
     callbacks: list[Any]  # callbacks that add the monitored value to the logs
     valid_loader: Any = None  # what Keras validates on each epoch (None: the callbacks do it)
     data: Any = None  # whatever else `publish` needs (two-tower: RetrievalData)
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)  # publish's additions
 
 
 class Task:
@@ -46,6 +50,10 @@ class Task:
     def positives_only(self, hp: dict[str, Any]) -> bool:
         """Whether training reads only the liked rows."""
         raise NotImplementedError
+
+    def holdout(self, cfg: TrainConfig) -> tuple[float, int] | None:
+        """(fraction, seed) of train rows kept out of fitting (make_loader's `holdout`)."""
+        return None
 
     def build(
         self,
@@ -106,6 +114,13 @@ class Ranking(Task):
     def positives_only(self, hp: dict[str, Any]) -> bool:
         return False
 
+    def holdout(self, cfg: TrainConfig) -> tuple[float, int] | None:
+        if not 0 <= cfg.calibration_fraction < 0.5:
+            raise MmrecError(
+                f"--calibration-fraction {cfg.calibration_fraction}: give a share in [0, 0.5)"
+            )
+        return (cfg.calibration_fraction, cfg.seed) if cfg.calibration_fraction > 0 else None
+
     def build(
         self,
         cfg: TrainConfig,
@@ -148,14 +163,57 @@ class Ranking(Task):
     ) -> dict[str, Any]:
         from models.towers import ranking_metrics_of
 
+        holdout = self.holdout(cfg)
+        if holdout is not None:
+            built.summary["calibration"] = _calibrate(built.model, run, schema, tables, holdout)
+            write_json_atomic(TrainRunPaths(out).calibration, built.summary["calibration"])
         valid = built.valid_loader
         if sharded:
             valid = whole_split(
                 make_loader(run.valid_dir, schema, tables, VALID_BATCH, shuffle=False)
             )
         metrics = {"ranking": ranking_metrics_of(built.model, valid, run)}
-        built.model.save(str(out / "model"), include_optimizer=False)
+        built.model.save(str(TrainRunPaths(out).model), include_optimizer=False)
         return metrics
+
+
+def _calibrate(
+    model: Any, run: EtlRun, schema: Any, tables: Any, holdout: tuple[float, int]
+) -> dict[str, Any]:
+    """Platt-scale the model's output on the held-out train rows (models/calibration.py)."""
+    from models.calibration import fit_platt, logit_of
+    from models.layers import CalibratedSigmoid
+    from models.metrics import logloss
+    from models.scoring import predict_ranking
+
+    # Keras' own walk over nested layers (tf.Module.submodules trips over Merlin's attributes)
+    found = model._flatten_layers(include_self=False, recursive=True)
+    layers = [m for m in found if isinstance(m, CalibratedSigmoid)]
+    if len(layers) != 1:
+        raise MmrecError(f"expected one CalibratedSigmoid output layer, found {len(layers)}")
+    loader = make_loader(
+        run.train_dir,
+        schema,
+        tables,
+        VALID_BATCH,
+        shuffle=False,
+        holdout=holdout,
+        held_out_rows=True,
+    )
+    labels, probs, _ = predict_ranking(model, whole_split(loader))
+    scale, shift = fit_platt(logit_of(probs), labels)
+    layers[0].scale.assign(scale)
+    layers[0].shift.assign(shift)
+    after = 1.0 / (1.0 + np.exp(-(scale * logit_of(probs) + shift)))
+    return {
+        "method": "platt",
+        "fraction": holdout[0],
+        "rows": int(labels.size),
+        "scale": scale,
+        "shift": shift,
+        "logloss_before": logloss(labels, probs) if labels.size else None,
+        "logloss_after": logloss(labels, after) if labels.size else None,
+    }
 
 
 def _retrieval_validation(model: Any, data: Any, hp: dict[str, Any], cfg: TrainConfig) -> Any:
@@ -266,10 +324,11 @@ class Retrieval(Task):
                 popularity_correction=cfg.popularity_correction,
             )
         }
-        model.save(str(out / "model"), include_optimizer=False)
-        model.query_encoder.save(str(out / "query_tower"))
-        model.candidate_encoder.save(str(out / "item_tower"))
-        np.save(out / "item_log_popularity.npy", data.log_popularity)
+        paths = TrainRunPaths(out)
+        model.save(str(paths.model), include_optimizer=False)
+        model.query_encoder.save(str(paths.query_tower))
+        model.candidate_encoder.save(str(paths.item_tower))
+        np.save(paths.item_log_popularity, data.log_popularity)
         return metrics
 
 

@@ -10,6 +10,7 @@ While training, every finished epoch is saved in `<root>/runs/.<run-name>.in-pro
   tensorboard/    TensorBoard logs
   history.json    per-epoch loss and validation metrics
   metrics.json    validation metrics of the restored best epoch
+  calibration.json  DLRM: Platt scaling of the logit, fitted on train rows held out of fitting
   config.json     the resolved hyper-parameters and inputs
   summary.json    what `train` returns (written last: its presence marks the run finished)
 
@@ -237,6 +238,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         shuffle=True,
         seed=cfg.seed,
         positives_only=task.positives_only(hp),
+        holdout=task.holdout(cfg),
         id_dropout=hp["id_dropout"],
     )
     steps = even_steps(train_loader, run.train_dir, "train")  # N ranks: equal steps or error
@@ -318,16 +320,18 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "best_epoch": best_epoch,
             "monitor": monitor,
             "metrics": metrics,
+            **built.summary,
             "resumed_from_epoch": state.epoch if state else None,
             "optimizer_iterations": iterations,
             "fit_seconds": round(fit_s, 2),
             "distributed": None if ranks_agree is None else {**scale, **ranks_agree},
             "seconds": round(time.time() - started, 2),
         }
-        write_json_atomic(tmp / "history.json", hist)
-        write_json_atomic(tmp / "metrics.json", metrics)
-        write_json_atomic(tmp / "config.json", config)
-        write_json_atomic(tmp / "summary.json", summary)
+        out = TrainRunPaths(tmp)
+        write_json_atomic(out.history, hist)
+        write_json_atomic(out.metrics, metrics)
+        write_json_atomic(out.config, config)
+        write_json_atomic(out.summary, summary)
     progress.remove()
     return summary
 

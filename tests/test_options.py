@@ -52,8 +52,9 @@ ADDED = {("run", flag) for flag in RUN_PASS_THROUGH} | {
     # issue 14: equal files for N ranks, the learning-rate warm-up under Horovod
     ("etl", "--partitions"),
     ("train", "--lr-warmup-epochs"),
-    # issue 12: two-tower trains on every rating by default
+    # issue 12: two-tower trains on every rating by default; the DLRM's calibration slice
     ("train", "--interactions"),
+    ("train", "--calibration-fraction"),
 }
 # issue 13: -v/--verbose and --offline on every command (mmrec/console.py)
 ADDED |= {(cmd, flag) for cmd in json.loads(FLAGS_FILE.read_text()) for flag in ("-v", "--offline")}

@@ -52,6 +52,18 @@ def test_train_evaluate_report_end_to_end(tiny: Path) -> None:
     assert retrieval["all"]["users"] > 0
     history = json.loads((run_dir / "history.json").read_text())
     assert len(history["val_auc"]) == dlrm["epochs_run"]
+    # Platt scaling on the train rows held out of fitting, recorded and inside the SavedModel
+    calibration = json.loads((run_dir / "calibration.json").read_text())
+    assert calibration == dlrm["calibration"] and calibration["scale"] > 0
+    import pyarrow.parquet as pq
+
+    from models.calibration import held_out
+
+    files = sorted((tiny / "tiny" / "etl" / "cold-items-lookup" / "train").glob("*.parquet"))
+    train_rows = pq.ParquetDataset([str(f) for f in files]).read(columns=["userId", "movieId"])
+    users, items = train_rows["userId"].to_numpy(), train_rows["movieId"].to_numpy()
+    assert calibration["rows"] == int(held_out(users, items, 0.05, 42).sum()) > 0
+    assert calibration["logloss_after"] <= calibration["logloss_before"]
 
     assert train(tcfg(tiny, model="dlrm", modalities=("text",)))["skipped"] is True
     # other parameters under the same (default) run name: an error naming them, not the old run
