@@ -30,6 +30,28 @@ from typing import Any
 
 from mmrec.errors import MmrecError
 
+# `horovodrun` beside this interpreter (Horovod's launcher, installed with it into the venv)
+HOROVODRUN = Path(sys.executable).parent / "horovodrun"
+
+
+def horovodrun_argv(n: int, timeout_s: int) -> list[str]:
+    """`horovodrun -np N -H localhost:N --gloo --gloo-timeout-seconds T`: N ranks on this machine.
+
+    Gloo, no MPI and no SSH. The ranks meet in Gloo's rendezvous after importing TensorFlow: on
+    a loaded machine one can come minutes after the other (Horovod's default wait is 30 s), hence
+    the explicit timeout. The command to run follows this prefix.
+    """
+    return [
+        str(HOROVODRUN),
+        "-np",
+        str(n),
+        "-H",
+        f"localhost:{n}",
+        "--gloo",
+        "--gloo-timeout-seconds",
+        str(timeout_s),
+    ]
+
 
 @dataclasses.dataclass(frozen=True)
 class Ranks:
