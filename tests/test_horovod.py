@@ -28,10 +28,10 @@ import pytest
 from builders import write_dataset
 
 from mmrec.config import EtlConfig
+from models.distributed import HOROVODRUN, horovodrun_argv
 from models.resume import progress_dir_of
 
 REPO = Path(__file__).resolve().parents[1]
-HOROVODRUN = Path(sys.executable).parent / "horovodrun"
 needs_horovod = pytest.mark.skipif(
     importlib.util.find_spec("horovod") is None or not HOROVODRUN.exists(),
     reason="horovod is not installed in this environment: `make setup-horovod` builds it "
@@ -110,18 +110,7 @@ def horovodrun(
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(REPO), "MMREC_NO_PROGRESS": "1"}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    # the ranks meet in Gloo's rendezvous after importing TensorFlow: on a loaded machine one can
-    # come minutes after the other (the default wait is 30 s)
-    cmd = [
-        str(HOROVODRUN),
-        "-np",
-        "2",
-        "-H",
-        "localhost:2",
-        "--gloo",
-        "--gloo-timeout-seconds",
-        "600",
-    ]
+    cmd = horovodrun_argv(2, 600)  # a 600 s rendezvous: the ranks start slowly on a busy machine
     cmd += [sys.executable, "-m", "tests.hvd_audit", str(data_dir), str(log_dir), "--"]
     cmd += ["train", "--data-dir", str(data_dir), *COMMON, *args]
     if popen:
