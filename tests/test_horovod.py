@@ -11,6 +11,7 @@ killed with SIGKILL resumes from its last epoch under the same command.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import os
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +104,41 @@ def test_fixed_steps_runs_the_same_cut_every_epoch(tiny: Path) -> None:
     history = model.fit(fixed_steps(loader, full - 1), epochs=3, verbose=0)
     assert len(history.history["loss"]) == 3
     assert int(model.optimizer.iterations.numpy()) == 3 * (full - 1)
+
+
+def test_even_steps_trims_a_step_and_the_liked_rows_a_little_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The rule that keeps N ranks in step, with the ranks' step counts given (no Horovod)."""
+    import models.distributed as dist
+    from mmrec.errors import MmrecError
+
+    @dataclasses.dataclass(frozen=True)
+    class Given(dist.Ranks):
+        steps: tuple[int, ...] = ()
+
+        def gather(self, value: object, name: str) -> list:
+            return list(self.steps)
+
+    class Loader:
+        dataset = types.SimpleNamespace(npartitions=2)
+
+        def __len__(self) -> int:
+            return 0
+
+    def even(steps: tuple[int, ...], filtered: bool) -> int | None:
+        monkeypatch.setattr(dist, "ranks", lambda: Given(size=2, steps=steps))
+        return dist.even_steps(Loader(), tmp_path, "train", filtered=filtered)
+
+    assert even((8, 7), filtered=False) == 7
+    assert even((40, 37), filtered=True) == 37  # within 10% of the longest share
+    assert "the longest skips its last 3 batches" in capsys.readouterr().err
+    for steps, filtered in (((8, 6), False), ((40, 35), True), ((0, 5), True)):
+        with pytest.raises(MmrecError, match="cannot share evenly") as err:
+            even(steps, filtered)
+        assert ("--interactions all" in str(err.value)) == filtered
+    monkeypatch.setattr(dist, "ranks", lambda: dist.Ranks())
+    assert dist.even_steps(Loader(), tmp_path, "train") is None  # one process
 
 
 def horovodrun(
