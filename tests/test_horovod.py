@@ -5,7 +5,8 @@ the checks are those of docs/scaling.md: the run completes, only rank 0 changes 
 published metrics are a whole-split evaluation of the published model (redone here in a
 process where Horovod cannot be imported), both ranks stop at the same epoch with the same
 weights, a layout the ranks cannot share evenly fails at once instead of hanging, and a run
-killed with SIGKILL resumes from its last epoch under the same command.
+killed with SIGKILL resumes from its last epoch under the same command. The two-tower model
+gets the same checks on its retrieval metrics, whose validation is a callback, not Keras'.
 """
 
 from __future__ import annotations
