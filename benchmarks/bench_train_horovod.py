@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-HOROVODRUN = Path(sys.executable).parent / "horovodrun"
 
 
 def ensure_etl(args: argparse.Namespace) -> Path:
@@ -158,6 +157,8 @@ def main() -> None:
         if ranks().writer:
             print("RESULT " + json.dumps(res), flush=True)
         return
+    from models.distributed import HOROVODRUN, horovodrun_argv  # REPO on sys.path: ensure_etl
+
     if not HOROVODRUN.exists():
         raise SystemExit("horovod is not installed: `make setup-horovod` builds it")
     env = {**os.environ, "PYTHONPATH": str(REPO), "MMREC_NO_PROGRESS": "1"}
@@ -167,19 +168,7 @@ def main() -> None:
     pair = [launch([*me, "--child", str(i)], env) for i in (0, 1)]
     both = [result_of(q) for q in pair]
     results["two independent"] = {"ranks": 2, "per_rank": [b["per_rank"][0] for b in both]}
-    hvd = [
-        str(HOROVODRUN),
-        "-np",
-        "2",
-        "-H",
-        "localhost:2",
-        "--gloo",
-        "--gloo-timeout-seconds",
-        "600",
-        *me,
-        "--child",
-        "shard",
-    ]
+    hvd = [*horovodrun_argv(2, 600), *me, "--child", "shard"]
     results["two ranks (horovod)"] = result_of(launch(hvd, env))
     rows = []
     for name, res in results.items():

@@ -30,6 +30,28 @@ from typing import Any
 
 from mmrec.errors import MmrecError
 
+# `horovodrun` beside this interpreter (Horovod's launcher, installed with it into the venv)
+HOROVODRUN = Path(sys.executable).parent / "horovodrun"
+
+
+def horovodrun_argv(n: int, timeout_s: int) -> list[str]:
+    """`horovodrun -np N -H localhost:N --gloo --gloo-timeout-seconds T`: N ranks on this machine.
+
+    Gloo, no MPI and no SSH. The ranks meet in Gloo's rendezvous after importing TensorFlow: on
+    a loaded machine one can come minutes after the other (Horovod's default wait is 30 s), hence
+    the explicit timeout. The command to run follows this prefix.
+    """
+    return [
+        str(HOROVODRUN),
+        "-np",
+        str(n),
+        "-H",
+        f"localhost:{n}",
+        "--gloo",
+        "--gloo-timeout-seconds",
+        str(timeout_s),
+    ]
+
 
 @dataclasses.dataclass(frozen=True)
 class Ranks:
@@ -146,7 +168,11 @@ def whole_split(loader: Any) -> Any:
     return loader
 
 
-def even_steps(loader: Any, data_dir: Path, what: str) -> int | None:
+# --interactions liked: the longest rank may skip up to this share of its batches each epoch
+FILTERED_TRIM = 0.1
+
+
+def even_steps(loader: Any, data_dir: Path, what: str, filtered: bool = False) -> int | None:
     """Steps per epoch every rank can run on its shard of `loader` (None with one process).
 
     Ranks that run different numbers of steps deadlock: the longer one waits forever in the
@@ -154,6 +180,12 @@ def even_steps(loader: Any, data_dir: Path, what: str) -> int | None:
     `mmrec etl --partitions N` writes when N does not divide the rows) is evened by stopping
     every rank at the shortest; anything else, or a rank with nothing to read, is an error
     that says how to rewrite the data. `what` names the split in messages (train, valid).
+
+    `filtered`: the loader reads only the liked rows (two-tower, `--interactions liked`). Equal
+    files do not hold equal liked rows (ratings come sorted by user, and users like at different
+    rates), so the shares differ by more than a step however the ETL was written; up to
+    FILTERED_TRIM of the longest share is evened at the shortest too (the longer ranks skip their
+    last batches each epoch), and said on stderr.
     """
     r = ranks()
     if not r.active:
@@ -164,15 +196,29 @@ def even_steps(loader: Any, data_dir: Path, what: str) -> int | None:
         steps = 0
     partitions = int(loader.dataset.npartitions)
     all_steps = r.gather(int(steps), name=f"mmrec.steps.{what}")
-    if min(all_steps) > 0 and max(all_steps) - min(all_steps) <= (1 if what == "train" else 10**9):
-        return min(all_steps)
+    lo, hi = min(all_steps), max(all_steps)
+    gap = 10**9 if what != "train" else (max(1, int(FILTERED_TRIM * hi)) if filtered else 1)
+    if lo > 0 and hi - lo <= gap:
+        if what == "train" and hi - lo > 1:  # filtered
+            say(
+                f"Horovod ranks would run {all_steps} {what} steps per epoch on the liked rows; "
+                f"each runs {lo} (the longest skips its last {hi - lo} batches, "
+                f"{(hi - lo) / hi:.0%} of its share, every epoch)"
+            )
+        return lo
     files = len(list(Path(data_dir).glob("*.parquet")))
+    liked = (
+        "; with --interactions liked the ranks read only the liked rows, which equal files do "
+        "not share evenly: --interactions all (the default) reads every rating"
+        if filtered
+        else ""
+    )
     raise MmrecError(
         f"{data_dir} has {files} Parquet file(s) ({partitions} loader partition(s)), which "
         f"{r.size} Horovod ranks cannot share evenly: they would run {all_steps} {what} "
         f"steps per epoch, and uneven shares hang Horovod. Rewrite the ETL run with "
         f"`mmrec etl --partitions {r.size}` (or a multiple of {r.size}, with --force or a new "
-        "--run-name), or use a number of ranks that divides the partitions"
+        f"--run-name), or use a number of ranks that divides the partitions{liked}"
     )
 
 

@@ -241,7 +241,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         holdout=task.holdout(cfg),
         id_dropout=hp["id_dropout"],
     )
-    steps = even_steps(train_loader, run.train_dir, "train")  # N ranks: equal steps or error
+    # N ranks: equal steps or an error (the liked rows only: a few steps apart are evened too)
+    steps = even_steps(train_loader, run.train_dir, "train", filtered=task.positives_only(hp))
     built = task.build(
         cfg, {**hp, "learning_rate": scale["learning_rate"]}, run, fit_schema, tables, stats
     )

@@ -5,12 +5,14 @@ the checks are those of docs/scaling.md: the run completes, only rank 0 changes 
 published metrics are a whole-split evaluation of the published model (redone here in a
 process where Horovod cannot be imported), both ranks stop at the same epoch with the same
 weights, a layout the ranks cannot share evenly fails at once instead of hanging, and a run
-killed with SIGKILL resumes from its last epoch under the same command.
+killed with SIGKILL resumes from its last epoch under the same command. The two-tower model
+gets the same checks on its retrieval metrics, whose validation is a callback, not Keras'.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import os
@@ -20,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +31,11 @@ import pytest
 from builders import write_dataset
 
 from mmrec.config import EtlConfig
+from mmrec.contracts import ITEM, LABEL, USER
+from models.distributed import HOROVODRUN, horovodrun_argv
 from models.resume import progress_dir_of
 
 REPO = Path(__file__).resolve().parents[1]
-HOROVODRUN = Path(sys.executable).parent / "horovodrun"
 needs_horovod = pytest.mark.skipif(
     importlib.util.find_spec("horovod") is None or not HOROVODRUN.exists(),
     reason="horovod is not installed in this environment: `make setup-horovod` builds it "
@@ -39,7 +43,7 @@ needs_horovod = pytest.mark.skipif(
 )
 ETL = "parts"  # two equal partitions per split
 RUN = f"{ETL}.dlrm.text.none"
-COMMON = ["--dataset", "tiny", "--etl-run", ETL, "--model", "dlrm", "--modalities", "text"]
+COMMON = ["--dataset", "tiny", "--etl-run", ETL, "--modalities", "text"]
 COMMON += ["--batch-size", "64", "--lr", "0.03", "--mixed-precision", "off"]
 
 
@@ -103,27 +107,51 @@ def test_fixed_steps_runs_the_same_cut_every_epoch(tiny: Path) -> None:
     assert int(model.optimizer.iterations.numpy()) == 3 * (full - 1)
 
 
+def test_even_steps_trims_a_step_and_the_liked_rows_a_little_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The rule that keeps N ranks in step, with the ranks' step counts given (no Horovod)."""
+    import models.distributed as dist
+    from mmrec.errors import MmrecError
+
+    @dataclasses.dataclass(frozen=True)
+    class Given(dist.Ranks):
+        steps: tuple[int, ...] = ()
+
+        def gather(self, value: object, name: str) -> list:
+            return list(self.steps)
+
+    class Loader:
+        dataset = types.SimpleNamespace(npartitions=2)
+
+        def __len__(self) -> int:
+            return 0
+
+    def even(steps: tuple[int, ...], filtered: bool) -> int | None:
+        monkeypatch.setattr(dist, "ranks", lambda: Given(size=2, steps=steps))
+        return dist.even_steps(Loader(), tmp_path, "train", filtered=filtered)
+
+    assert even((8, 7), filtered=False) == 7
+    assert even((40, 37), filtered=True) == 37  # within 10% of the longest share
+    assert "the longest skips its last 3 batches" in capsys.readouterr().err
+    for steps, filtered in (((8, 6), False), ((40, 35), True), ((0, 5), True)):
+        with pytest.raises(MmrecError, match="cannot share evenly") as err:
+            even(steps, filtered)
+        assert ("--interactions all" in str(err.value)) == filtered
+    monkeypatch.setattr(dist, "ranks", lambda: dist.Ranks())
+    assert dist.even_steps(Loader(), tmp_path, "train") is None  # one process
+
+
 def horovodrun(
-    data_dir: Path, log_dir: Path, *args: str, popen: bool = False
+    data_dir: Path, log_dir: Path, *args: str, model: str = "dlrm", popen: bool = False
 ) -> subprocess.CompletedProcess | subprocess.Popen:
     """`horovodrun -np 2 -H localhost:2 --gloo python -m tests.hvd_audit ... train ...`."""
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(REPO), "MMREC_NO_PROGRESS": "1"}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    # the ranks meet in Gloo's rendezvous after importing TensorFlow: on a loaded machine one can
-    # come minutes after the other (the default wait is 30 s)
-    cmd = [
-        str(HOROVODRUN),
-        "-np",
-        "2",
-        "-H",
-        "localhost:2",
-        "--gloo",
-        "--gloo-timeout-seconds",
-        "600",
-    ]
+    cmd = horovodrun_argv(2, 600)  # a 600 s rendezvous: the ranks start slowly on a busy machine
     cmd += [sys.executable, "-m", "tests.hvd_audit", str(data_dir), str(log_dir), "--"]
-    cmd += ["train", "--data-dir", str(data_dir), *COMMON, *args]
+    cmd += ["train", "--data-dir", str(data_dir), *COMMON, "--model", model, *args]
     if popen:
         return subprocess.Popen(
             cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -215,6 +243,81 @@ def test_two_ranks_train_publish_once_and_match_a_single_process_evaluation(
         assert again[part]["rows"] == published[part]["rows"]
         assert again[part]["auc"] == pytest.approx(published[part]["auc"], abs=1e-6)
         assert again[part]["logloss"] == pytest.approx(published[part]["logloss"], abs=1e-6)
+
+
+@needs_horovod
+def test_two_tower_on_two_ranks_publishes_once_and_matches_a_single_process_evaluation(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """Two-tower under Horovod: its validation is a callback (recall@10 over all movies), not
+    Keras' validation loader, and it publishes three SavedModels and the item popularity."""
+    logs = tmp_path / "audit"
+    run_name = f"{ETL}.two-tower.text.none"
+    done = horovodrun(tiny, logs, "--epochs", "3", "--patience", "3", model="two-tower")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    run_dir = tiny / "tiny" / "runs" / run_name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    history = json.loads((run_dir / "history.json").read_text())
+
+    # the same epochs and byte-identical final weights on both ranks
+    dist = summary["distributed"]
+    assert dist["ranks"] == 2
+    assert summary["epochs_run"] == 3
+    assert dist["epochs_run_per_rank"] == [3, 3]
+    assert len(set(dist["weights_digest_per_rank"])) == 1
+    assert summary["monitor"] == "val_recall@10"
+    assert len(history["val_recall@10"]) == 3
+    assert summary["best_epoch"] == int(np.argmax(history["val_recall@10"])) + 1
+
+    # only rank 0 changed files; it alone printed the summary
+    audit = audit_logs(logs)
+    assert set(audit) == {"0", "1"}
+    assert audit["1"]["changes"] == []
+    assert any(run_name in p for _e, p in audit["0"]["changes"])
+    events = list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert {int(re.search(r"\.(\d+)\.\d+\.v2$", e.name).group(1)) for e in events} == {
+        audit["0"]["pid"]
+    }
+    assert not progress_dir_of(run_dir).exists()
+    assert done.stdout.count(f"{run_name}: done ->") == 1
+    for saved in ("model", "query_tower", "item_tower"):
+        assert (run_dir / saved / "saved_model.pb").exists(), saved
+
+    # validation ran on the whole split on every rank: with every valid user sampled (tiny has
+    # fewer than --eval-users), the rank-averaged recall@10 of the best epoch is the published one
+    published = summary["metrics"]["retrieval"]
+    best_recall = history["val_recall@10"][summary["best_epoch"] - 1]
+    assert best_recall == pytest.approx(published["all"]["recall@10"], abs=1e-6)
+
+    # the logQ correction counts the liked rows of all of train, not one rank's file
+    etl_dir = tiny / "tiny" / "etl" / ETL
+    saved = np.load(run_dir / "item_log_popularity.npy")
+
+    def liked(files: list[Path], column: str) -> np.ndarray:
+        t = pq.ParquetDataset([str(f) for f in files]).read(columns=[column, LABEL])
+        return t[column].to_numpy()[t[LABEL].to_numpy() == 1]
+
+    def log_popularity(files: list[Path]) -> np.ndarray:
+        return np.log1p(np.bincount(liked(files, ITEM), minlength=saved.size)).astype(np.float32)
+
+    train_files = sorted((etl_dir / "train").glob("*.parquet"))
+    assert len(train_files) == 2
+    np.testing.assert_allclose(saved, log_popularity(train_files), atol=1e-6)
+    assert not np.allclose(saved, log_popularity(train_files[:1]))
+
+    # the published retrieval metrics are the whole split's: a process without Horovod reloads
+    # the saved towers (query_tower/, item_tower/) and the saved popularity, and scores the same
+    liked_users = np.unique(liked(sorted((etl_dir / "valid").glob("*.parquet")), USER))
+    assert published["all"]["users"] == liked_users.size  # every valid user, not one shard's
+    again = single_process_evaluation(run_dir, etl_dir)["retrieval"]
+    assert {"all", "cold"} <= set(published) and set(again) == set(published)
+    for part in ("all", "cold"):
+        assert again[part]["users"] == published[part]["users"] > 0
+        for metric in ("recall@10", "recall@50", "ndcg@10", "mrr"):
+            assert again[part][metric] == pytest.approx(published[part][metric], abs=1e-6), (
+                part,
+                metric,
+            )
 
 
 @needs_horovod
