@@ -172,7 +172,9 @@ def whole_split(loader: Any) -> Any:
 FILTERED_TRIM = 0.1
 
 
-def even_steps(loader: Any, data_dir: Path, what: str, filtered: bool = False) -> int | None:
+def even_steps(
+    loader: Any, data_dir: Path, what: str, filtered: str = "", hint: str = ""
+) -> int | None:
     """Steps per epoch every rank can run on its shard of `loader` (None with one process).
 
     Ranks that run different numbers of steps deadlock: the longer one waits forever in the
@@ -181,11 +183,13 @@ def even_steps(loader: Any, data_dir: Path, what: str, filtered: bool = False) -
     every rank at the shortest; anything else, or a rank with nothing to read, is an error
     that says how to rewrite the data. `what` names the split in messages (train, valid).
 
-    `filtered`: the loader reads only the liked rows (two-tower, `--interactions liked`). Equal
-    files do not hold equal liked rows (ratings come sorted by user, and users like at different
-    rates), so the shares differ by more than a step however the ETL was written; up to
+    `filtered` names the rows when the loader reads only some of each file (the liked rows for
+    `--interactions liked`; the rows outside the DLRM's calibration slice). Equal files do not
+    hold equal filtered rows (ratings come sorted by user, and users like at different rates),
+    so the shares can differ by more than a step however the ETL was written; up to
     FILTERED_TRIM of the longest share is evened at the shortest too (the longer ranks skip their
-    last batches each epoch), and said on stderr.
+    last batches each epoch), and said on stderr. `hint` ends the error with the option that
+    reads whole files instead.
     """
     r = ranks()
     if not r.active:
@@ -201,18 +205,14 @@ def even_steps(loader: Any, data_dir: Path, what: str, filtered: bool = False) -
     if lo > 0 and hi - lo <= gap:
         if what == "train" and hi - lo > 1:  # filtered
             say(
-                f"Horovod ranks would run {all_steps} {what} steps per epoch on the liked rows; "
+                f"Horovod ranks would run {all_steps} {what} steps per epoch on {filtered}; "
                 f"each runs {lo} (the longest skips its last {hi - lo} batches, "
                 f"{(hi - lo) / hi:.0%} of its share, every epoch)"
             )
         return lo
     files = len(list(Path(data_dir).glob("*.parquet")))
-    liked = (
-        "; with --interactions liked the ranks read only the liked rows, which equal files do "
-        "not share evenly: --interactions all (the default) reads every rating"
-        if filtered
-        else ""
-    )
+    liked = f"; the ranks read only {filtered}, which equal files do not share evenly{hint}"
+    liked = liked if filtered else ""
     raise MmrecError(
         f"{data_dir} has {files} Parquet file(s) ({partitions} loader partition(s)), which "
         f"{r.size} Horovod ranks cannot share evenly: they would run {all_steps} {what} "

@@ -241,8 +241,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         holdout=task.holdout(cfg),
         id_dropout=hp["id_dropout"],
     )
-    # N ranks: equal steps or an error (the liked rows only: a few steps apart are evened too)
-    steps = even_steps(train_loader, run.train_dir, "train", filtered=task.positives_only(hp))
+    # N ranks: equal steps or an error (rows filtered per file, the liked ones or those outside
+    # the calibration slice: a few steps apart are evened too)
+    if task.positives_only(hp):
+        rows = ("the liked rows", ": --interactions all (the default) reads every rating")
+    elif task.holdout(cfg) is not None:
+        rows = ("the rows outside the calibration slice", ": --calibration-fraction 0 reads all")
+    else:
+        rows = ("", "")
+    steps = even_steps(train_loader, run.train_dir, "train", *rows)
     built = task.build(
         cfg, {**hp, "learning_rate": scale["learning_rate"]}, run, fit_schema, tables, stats
     )

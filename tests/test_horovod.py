@@ -129,11 +129,13 @@ def test_even_steps_trims_a_step_and_the_liked_rows_a_little_more(
 
     def even(steps: tuple[int, ...], filtered: bool) -> int | None:
         monkeypatch.setattr(dist, "ranks", lambda: Given(size=2, steps=steps))
-        return dist.even_steps(Loader(), tmp_path, "train", filtered=filtered)
+        rows = ("the liked rows", ": --interactions all") if filtered else ("", "")
+        return dist.even_steps(Loader(), tmp_path, "train", *rows)
 
     assert even((8, 7), filtered=False) == 7
     assert even((40, 37), filtered=True) == 37  # within 10% of the longest share
-    assert "the longest skips its last 3 batches" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "the longest skips its last 3 batches" in said and "on the liked rows" in said
     for steps, filtered in (((8, 6), False), ((40, 35), True), ((0, 5), True)):
         with pytest.raises(MmrecError, match="cannot share evenly") as err:
             even(steps, filtered)
