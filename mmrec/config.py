@@ -417,6 +417,11 @@ class TrainConfig:
         help="DLRM: share of train rows held out of fitting to calibrate its probabilities "
         "(Platt scaling of the logit; AUC unchanged); 0 turns calibration off",
     )
+    valid_sample_rows: int = option(
+        1_000_000,
+        help="DLRM: early stopping reads a fixed sample of this many validation rows when there "
+        "are more (the published metrics read every row); 0 reads all every epoch",
+    )
     patience: int = option(3)  # epochs without a better validation metric before stopping
     eval_users: int = 2_000  # two-tower early stopping: recall@10 on this many valid users
     seed: int = option(42)
@@ -521,6 +526,12 @@ class RunConfig:
         None, choices=SPLITS, help="default: cold-items on synthetic data, random on MovieLens"
     )
     embeddings: str = option("lookup", choices=("join", "lookup"))
+    modalities: tuple[str, ...] | None = option(  # None: what the dataset has (pipeline.plan)
+        None,
+        help="pretrained vectors to embed and ablate: text | image | text,image (default: "
+        "text,image on synthetic data or with --source, text otherwise; synthetic data without "
+        "image gets no posters)",
+    )
     image_model: str | None = option(  # None: content_defaults(dataset)
         None, help="default: efficientnet-lite0 (synthetic), resnet50"
     )

@@ -70,19 +70,25 @@ def plan(cfg: RunConfig) -> list[Step]:
         )
     steps: list[Step] = []
 
+    # features: without posters (real data, no enrich source) only text, from the fallback texts
+    modalities = cfg.modalities or (("text", "image") if synthetic or cfg.source else ("text",))
+    if set(modalities) - {"text", "image"} or not modalities:
+        raise MmrecError(f"--modalities {','.join(modalities)}: give text, image or text,image")
+    modalities = tuple(m for m in ("text", "image") if m in modalities)
+
     # data, then enrich (real MovieLens only: the synthetic data arrives enriched)
     if synthetic:
         syn = cfg.synthetic or SyntheticConfig(data_dir=cfg.data_dir, name=cfg.dataset)
         sizes = {"name": cfg.dataset, "users": syn.users, "movies": syn.movies,
                  "ratings": syn.ratings, "seed": syn.seed}  # fmt: skip
+        if "image" not in modalities:
+            sizes["posters"] = False  # no image modality: generating posters is wasted time
         steps.append(Step("data", _argv("data synthetic", sizes, cfg)))
     else:
         steps.append(Step("data", _argv("data download", {"variant": cfg.dataset}, cfg)))
         if cfg.source:
             steps.append(Step("enrich", _argv("enrich", {**ds, "source": cfg.source}, cfg)))
 
-    # features: without posters (real data, no enrich source) only text, from the fallback texts
-    modalities = ("text", "image") if synthetic or cfg.source else ("text",)
     defaults = content_defaults(cfg.dataset)
     features: dict[str, Any] = {
         **ds,

@@ -144,11 +144,23 @@ class Ranking(Task):
             bias=cfg.bias,
             pretrained_stats=stats,
         )
-        valid_loader = make_loader(run.valid_dir, schema, tables, VALID_BATCH, shuffle=False)
+        # early stopping needs a steady estimate, not millions of rows every epoch (ML-25M has
+        # 6.8M): a fixed hashed sample; publish scores the whole split once at the end
+        total = int(run.summary.get("rows", {}).get("valid", 0))
+        sample = None
+        if 0 < cfg.valid_sample_rows < total:
+            sample = (cfg.valid_sample_rows / total, cfg.seed)
+        valid_loader = make_loader(
+            run.valid_dir, schema, tables, VALID_BATCH, shuffle=False, holdout=sample,
+            held_out_rows=True,
+        )  # fmt: skip
+        summary: dict[str, Any] = {}
+        if sample is not None:
+            summary["validation_sample"] = {"fraction": sample[0], "of_rows": total}
         model.compile(
             optimizer=_adam(hp["learning_rate"]), metrics=[tf.keras.metrics.AUC(name="auc")]
         )
-        return Built(model, [], valid_loader=valid_loader)
+        return Built(model, [], valid_loader=valid_loader, summary=summary)
 
     def publish(
         self,
@@ -168,7 +180,7 @@ class Ranking(Task):
             built.summary["calibration"] = _calibrate(built.model, run, schema, tables, holdout)
             write_json_atomic(TrainRunPaths(out).calibration, built.summary["calibration"])
         valid = built.valid_loader
-        if sharded:
+        if sharded or "validation_sample" in built.summary:
             valid = whole_split(
                 make_loader(run.valid_dir, schema, tables, VALID_BATCH, shuffle=False)
             )

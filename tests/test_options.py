@@ -55,6 +55,10 @@ ADDED = {("run", flag) for flag in RUN_PASS_THROUGH} | {
     # issue 12: two-tower trains on every rating by default; the DLRM's calibration slice
     ("train", "--interactions"),
     ("train", "--calibration-fraction"),
+    # issue 15: early stopping on a fixed sample of many validation rows
+    ("train", "--valid-sample-rows"),
+    # issue 15: the pipeline at a chosen size and modality set (benchmarks/bench_pipeline.py)
+    ("run", "--modalities"),
 }
 # issue 13: -v/--verbose and --offline on every command (mmrec/console.py)
 ADDED |= {(cmd, flag) for cmd in json.loads(FLAGS_FILE.read_text()) for flag in ("-v", "--offline")}

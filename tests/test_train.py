@@ -193,3 +193,28 @@ def test_bad_requests_fail_with_a_reason(tiny: Path) -> None:
         train(tcfg(tiny, etl_run="nope"))
     with pytest.raises(MmrecError, match="unknown model"):
         train(tcfg(tiny, model="mf"))
+
+
+def test_early_stopping_reads_a_fixed_sample_of_many_valid_rows(tiny: Path) -> None:
+    """--valid-sample-rows: Keras validates on a hashed sample, the published metrics on all."""
+    from models.inputs import feature_schema, load_etl, make_loader
+    from models.train import train
+
+    run = load_etl(tiny / "tiny" / "etl" / "cold-items-lookup")
+    total = run.summary["rows"]["valid"]
+    schema = feature_schema(run, ())
+    sample = (200 / total, 42)
+    rows = [
+        sum(int(np.asarray(y).size) for _x, y in make_loader(
+            run.valid_dir, schema, {}, 64, shuffle=False, holdout=sample, held_out_rows=inside
+        ))
+        for inside in (True, False)
+    ]  # fmt: skip
+    assert sum(rows) == total and 100 < rows[0] < 300  # a sample near 200 and its complement
+
+    s = train(tcfg(tiny, run_name="sampled", valid_sample_rows=200, calibration_fraction=0.0))
+    assert s["validation_sample"] == {"fraction": pytest.approx(200 / total), "of_rows": total}
+    assert s["metrics"]["ranking"]["all"]["rows"] == total
+    assert "calibration" not in s and not (Path(s["path"]) / "calibration.json").exists()
+    everything = train(tcfg(tiny, run_name="every-row", valid_sample_rows=0))
+    assert "validation_sample" not in everything

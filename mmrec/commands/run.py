@@ -35,7 +35,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_options(
         p,
         RunConfig,
-        ["split", "embeddings", "image_model", "text_model", "pca", "seeds", "export"],
+        [
+            "split",
+            "embeddings",
+            "modalities",
+            "image_model",
+            "text_model",
+            "pca",
+            "seeds",
+            "export",
+        ],
     )
     stages = p.add_argument_group("stage options")
     for flag, targets in RUN_PASS_THROUGH.items():
