@@ -9,8 +9,11 @@ reaches stderr. `-v` (or MMREC_VERBOSE=1) leaves every library at its own defaul
 processes inherit the settings through the environment (`mmrec run` starts each stage as a child).
 
 A command that names a dataset also writes `<data-dir>/<dataset>/logs/<stage>.log`: its own
-output (stdout and stderr as Python writes them, without progress-bar redraws) and every Python
-log record at INFO and above, including those kept off the console.
+output (stdout and stderr as Python writes them, without progress-bar redraws), every Python
+log record at INFO and above, including those kept off the console, and what native code writes
+straight to file descriptor 2 (TensorFlow's C++ logging, with `-v` its INFO lines too): fd 2 is a
+pipe while the command runs, copied to the console and the log. Stage processes this one starts
+get the real stderr (`child_stderr()`), so each logs its own output once.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import io
 import logging
 import os
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -112,6 +116,7 @@ class _StageLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.lock = threading.Lock()  # Python's writes and the fd-2 pump's
         self.pending: list[str] = []
         self.file: TextIO | None = None
         header = f"\n==== mmrec {' '.join(sys.argv[1:])} ({time.strftime('%Y-%m-%d %H:%M:%S')})\n"
@@ -127,15 +132,17 @@ class _StageLog:
             self.file = None  # an unwritable data dir is the stage's error to report, not ours
 
     def write(self, text: str) -> int:
-        if self.file is not None:
-            self.file.write(text)
-        else:
-            self.pending.append(text)
+        with self.lock:
+            if self.file is not None:
+                self.file.write(text)
+            else:
+                self.pending.append(text)
         return len(text)
 
     def flush(self) -> None:
-        if self.file is not None:
-            self.file.flush()
+        with self.lock:
+            if self.file is not None:
+                self.file.flush()
 
     def close(self) -> None:
         if self.file is None and self.pending and self.path.parent.parent.is_dir():
@@ -148,6 +155,54 @@ class _StageLog:
         self.pending.clear()
 
 
+_REAL_STDERR: list[int] = []  # the console's fd while fd 2 is a capture pipe
+
+
+def child_stderr() -> int | None:
+    """The stderr a stage process started now should get: the console itself (None: ours)."""
+    return _REAL_STDERR[-1] if _REAL_STDERR else None
+
+
+class _Fd2Capture:
+    """fd 2 becomes a pipe; a thread copies what arrives to the console and to the log."""
+
+    def __init__(self, log: _StageLog) -> None:
+        self.saved = os.dup(2)
+        read, write = os.pipe()
+        sys.stderr.flush()
+        os.dup2(write, 2)
+        os.close(write)
+        self.console = os.fdopen(
+            os.dup(self.saved), "w", buffering=1, encoding="utf-8", errors="replace"
+        )
+        self.thread = threading.Thread(target=self._pump, args=(read, log), daemon=True)
+        self.thread.start()
+        _REAL_STDERR.append(self.saved)
+
+    def _pump(self, read: int, log: _StageLog) -> None:
+        with os.fdopen(read, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(1 << 16):
+                os.write(self.saved, chunk)
+                log.write(chunk.decode("utf-8", errors="replace"))
+
+    def close(self) -> None:
+        _REAL_STDERR.remove(self.saved)
+        with contextlib.suppress(OSError, ValueError):
+            sys.__stderr__.flush()
+        os.dup2(self.saved, 2)  # closes this process's last copy of the pipe's write end
+        self.thread.join(timeout=5)  # EOF, unless a process we started still holds it
+        self.console.close()
+        os.close(self.saved)
+
+
+def _capture_fd2(log: _StageLog) -> _Fd2Capture | None:
+    try:
+        os.fstat(2)
+        return _Fd2Capture(log)
+    except OSError:  # no fd 2 to capture (a daemon): Python's own writes are still logged
+        return None
+
+
 @contextlib.contextmanager
 def session(stage: str, log_file: Path | None, is_verbose: bool) -> Iterator[None]:
     """Console handlers (and the stage's log file) for one command; restored afterwards."""
@@ -156,11 +211,16 @@ def session(stage: str, log_file: Path | None, is_verbose: bool) -> Iterator[Non
     saved = (root.level, sys.stdout, sys.stderr)
     with contextlib.ExitStack() as stack:
         log = _StageLog(log_file) if log_file is not None else None
+        console_stream: TextIO = saved[2]
         if log is not None:
             stack.callback(log.close)
-        if log is not None:
-            sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)
-        console = logging.StreamHandler(saved[2])
+            capture = _capture_fd2(log)
+            if capture is not None:
+                stack.callback(capture.close)
+                if saved[2] is sys.__stderr__:  # it writes to fd 2, now the pipe: bypass it,
+                    console_stream = capture.console  # so Python's writes are logged once
+            sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(console_stream, log)
+        console = logging.StreamHandler(console_stream)
         console.setLevel(logging.INFO if is_verbose else logging.WARNING)
         console.addFilter(_ConsoleFilter())
         console.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))

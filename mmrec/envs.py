@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmrec.console import child_stderr
 from mmrec.errors import MmrecError
 
 FEATURES_PYTHON_ENV = "MMREC_FEATURES_PYTHON"
@@ -49,6 +50,8 @@ def run_in_features_env(argv: Sequence[str]) -> int:
     python = features_python()
     env = dict(os.environ, **{REEXEC_MARK_ENV: "1"})
     try:
-        return subprocess.run([str(python), "-m", "mmrec.cli", *argv], env=env).returncode
+        cmd = [str(python), "-m", "mmrec.cli", *argv]
+        # the real stderr, not this command's capture pipe: the child logs its own output
+        return subprocess.run(cmd, env=env, stderr=child_stderr()).returncode
     except OSError as exc:
         raise MmrecError(f"cannot start the features environment's Python {python}: {exc}") from exc

@@ -27,6 +27,7 @@ from mmrec.config import (
     content_defaults,
     is_movielens,
 )
+from mmrec.console import child_stderr
 from mmrec.contracts import seed_run_name, train_run_name
 from mmrec.errors import MmrecError
 from mmrec.io import read_json, write_json_atomic
@@ -190,7 +191,8 @@ def run_stage(cmd: list[str]) -> int:
     on the next run), then SIGKILL. Then this process ends as interrupted (KeyboardInterrupt:
     the CLI says to rerun to resume).
     """
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    # the real stderr, not this command's capture pipe: each stage logs its own output
+    proc = subprocess.Popen(cmd, start_new_session=True, stderr=child_stderr())
     stopped: list[int] = []
 
     def forward(signum: int, _frame: Any) -> None:

@@ -73,3 +73,39 @@ def test_a_command_logs_to_its_dataset_and_restores_the_streams(
     assert (tmp_path / "synthetic" / "logs" / "data.log").read_text().count("==== mmrec") == 2
     assert main(["etl", "--dataset", "absent", "--data-dir", str(tmp_path)]) == 2
     assert not (tmp_path / "absent").exists()  # no log folder conjured for a missing dataset
+
+
+FD2_SCRIPT = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    from pathlib import Path
+    from mmrec import console
+    log = Path(sys.argv[1])
+    with console.session("probe", log, False):
+        os.write(2, b"native: straight to fd 2\\n")  # as TensorFlow's C++ logging writes
+        print("python: through sys.stderr", file=sys.stderr)
+        subprocess.run([sys.executable, "-c", "import os; os.write(2, b'child: own fd 2\\\\n')"],
+                       stderr=console.child_stderr(), check=True)
+    os.write(2, b"after: the session is over\\n")
+    """
+)
+
+
+def test_native_writes_to_fd2_reach_the_console_and_the_log_once(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "probe.log"
+    tmp_path.joinpath("logs").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", FD2_SCRIPT, str(log)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    text = log.read_text()
+    for line in ("native: straight to fd 2", "python: through sys.stderr"):
+        assert done.stderr.count(line) == 1, done.stderr
+        assert text.count(line) == 1, text
+    # a process it starts for a stage gets the real stderr: shown, and left to its own log
+    assert done.stderr.count("child: own fd 2") == 1 and "child" not in text
+    assert done.stderr.count("after: the session is over") == 1 and "after" not in text
