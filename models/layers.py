@@ -93,3 +93,14 @@ class CalibratedSigmoid(tf.keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return self.dense.compute_output_shape(input_shape)
+
+
+def calibrated_output(model: Any) -> CalibratedSigmoid:
+    """The model's one CalibratedSigmoid (a DLRM built by models/dlrm.py, or its SavedModel)."""
+    # Keras' own walk over nested layers (tf.Module.submodules trips over Merlin's attributes)
+    found = [
+        m for m in model._flatten_layers(include_self=False) if isinstance(m, CalibratedSigmoid)
+    ]
+    if len(found) != 1:
+        raise ValueError(f"expected one CalibratedSigmoid output layer, found {len(found)}")
+    return found[0]

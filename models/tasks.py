@@ -178,7 +178,10 @@ class Ranking(Task):
         holdout = self.holdout(cfg)
         if holdout is not None:
             built.summary["calibration"] = _calibrate(built.model, run, schema, tables, holdout)
-            write_json_atomic(TrainRunPaths(out).calibration, built.summary["calibration"])
+            paths = TrainRunPaths(out)
+            write_json_atomic(paths.calibration, built.summary["calibration"])
+            # the published checkpoint is the published model's: best epoch, then calibration
+            built.model.save_weights(str(paths.checkpoints / "best.weights"))
         valid = built.valid_loader
         if sharded or "validation_sample" in built.summary:
             valid = whole_split(
@@ -194,15 +197,11 @@ def _calibrate(
 ) -> dict[str, Any]:
     """Platt-scale the model's output on the held-out train rows (models/calibration.py)."""
     from models.calibration import fit_platt, logit_of
-    from models.layers import CalibratedSigmoid
-    from models.metrics import logloss
+    from models.layers import calibrated_output
+    from models.metrics import auc, logloss
     from models.scoring import predict_ranking
 
-    # Keras' own walk over nested layers (tf.Module.submodules trips over Merlin's attributes)
-    found = model._flatten_layers(include_self=False, recursive=True)
-    layers = [m for m in found if isinstance(m, CalibratedSigmoid)]
-    if len(layers) != 1:
-        raise MmrecError(f"expected one CalibratedSigmoid output layer, found {len(layers)}")
+    layer = calibrated_output(model)
     loader = make_loader(
         run.train_dir,
         schema,
@@ -214,8 +213,8 @@ def _calibrate(
     )
     labels, probs, _ = predict_ranking(model, whole_split(loader))
     scale, shift = fit_platt(logit_of(probs), labels)
-    layers[0].scale.assign(scale)
-    layers[0].shift.assign(shift)
+    layer.scale.assign(scale)
+    layer.shift.assign(shift)
     after = 1.0 / (1.0 + np.exp(-(scale * logit_of(probs) + shift)))
     return {
         "method": "platt",
@@ -225,6 +224,8 @@ def _calibrate(
         "shift": shift,
         "logloss_before": logloss(labels, probs) if labels.size else None,
         "logloss_after": logloss(labels, after) if labels.size else None,
+        # rows no epoch was fitted on and no decision was made on: where to compare settings
+        "auc": auc(labels, probs) if labels.size and 0 < labels.mean() < 1 else None,
     }
 
 

@@ -172,9 +172,17 @@ def test_killed_dlrm_run_resumes_at_its_last_epoch(
     weights = [run_dir / "checkpoints" / "best.weights"]
     if best <= killed["epoch"]:  # the best epoch came before the crash: its weights survived it
         weights.append(snapshot / killed["best_weights"])
+    calibration = json.loads((run_dir / "calibration.json").read_text())
     for prefix in weights:
         ref = tf.keras.models.load_model(str(run_dir / "model"))
         ref.load_weights(str(prefix)).assert_existing_objects_matched()
+        if prefix != weights[0]:  # the in-progress snapshot predates the calibration
+            from models.layers import calibrated_output
+
+            out = calibrated_output(ref)
+            assert float(out.scale.numpy()) == 1.0 and float(out.shift.numpy()) == 0.0
+            out.scale.assign(calibration["scale"])
+            out.shift.assign(calibration["shift"])
         np.testing.assert_allclose(np.asarray(ref(x, training=False)), final, atol=1e-6)
 
     # A finished run is a no-op.
