@@ -25,6 +25,20 @@ from models.inputs import EtlRun, make_loader
 VALID_BATCH = 8192
 
 
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """What every task method reads: the options, the resolved hyper-parameters (learning rate
+    already scaled for the ranks), the ETL run, the columns the model fits on, the gathered
+    pretrained tables and their statistics."""
+
+    cfg: TrainConfig
+    hp: dict[str, Any]
+    run: EtlRun
+    schema: Any
+    tables: Any
+    stats: Any
+
+
 @dataclasses.dataclass
 class Built:
     """A compiled model and what fitting and scoring it needs."""
@@ -55,29 +69,11 @@ class Task:
         """(fraction, seed) of train rows kept out of fitting (make_loader's `holdout`)."""
         return None
 
-    def build(
-        self,
-        cfg: TrainConfig,
-        hp: dict[str, Any],
-        run: EtlRun,
-        schema: Any,
-        tables: Any,
-        stats: Any,
-    ) -> Built:
+    def build(self, x: Inputs) -> Built:
         """Build and compile the model, the same way for a fresh and a resumed run."""
         raise NotImplementedError
 
-    def publish(
-        self,
-        built: Built,
-        cfg: TrainConfig,
-        hp: dict[str, Any],
-        run: EtlRun,
-        schema: Any,
-        tables: Any,
-        out: Path,
-        sharded: bool,
-    ) -> dict[str, Any]:
+    def publish(self, built: Built, x: Inputs, out: Path, sharded: bool) -> dict[str, Any]:
         """Score the (best-epoch) model on the whole validation split, save it under `out`,
         return its metrics. `sharded`: Keras validated one rank's shard, not the whole split.
         Models are saved without the optimizer, so reloading needs no Horovod ops."""
@@ -121,19 +117,12 @@ class Ranking(Task):
             )
         return (cfg.calibration_fraction, cfg.seed) if cfg.calibration_fraction > 0 else None
 
-    def build(
-        self,
-        cfg: TrainConfig,
-        hp: dict[str, Any],
-        run: EtlRun,
-        schema: Any,
-        tables: Any,
-        stats: Any,
-    ) -> Built:
+    def build(self, x: Inputs) -> Built:
         import tensorflow as tf
 
         from models.dlrm import build_dlrm
 
+        cfg, hp, run, schema, tables, stats = x.cfg, x.hp, x.run, x.schema, x.tables, x.stats
         model = build_dlrm(
             schema,
             embedding_dim=hp["embedding_dim"],
@@ -162,18 +151,10 @@ class Ranking(Task):
         )
         return Built(model, [], valid_loader=valid_loader, summary=summary)
 
-    def publish(
-        self,
-        built: Built,
-        cfg: TrainConfig,
-        hp: dict[str, Any],
-        run: EtlRun,
-        schema: Any,
-        tables: Any,
-        out: Path,
-        sharded: bool,
-    ) -> dict[str, Any]:
+    def publish(self, built: Built, x: Inputs, out: Path, sharded: bool) -> dict[str, Any]:
         from models.towers import ranking_metrics_of
+
+        cfg, run, schema, tables = x.cfg, x.run, x.schema, x.tables
 
         holdout = self.holdout(cfg)
         if holdout is not None:
@@ -287,18 +268,11 @@ class Retrieval(Task):
     def positives_only(self, hp: dict[str, Any]) -> bool:
         return hp["interactions"] == "liked"
 
-    def build(
-        self,
-        cfg: TrainConfig,
-        hp: dict[str, Any],
-        run: EtlRun,
-        schema: Any,
-        tables: Any,
-        stats: Any,
-    ) -> Built:
+    def build(self, x: Inputs) -> Built:
         from models.towers import RetrievalData
         from models.two_tower import build_two_tower
 
+        cfg, hp, run, schema, tables, stats = x.cfg, x.hp, x.run, x.schema, x.tables, x.stats
         model = build_two_tower(
             schema,
             embedding_dim=hp["embedding_dim"],
@@ -314,18 +288,10 @@ class Retrieval(Task):
         whole_split(data.user_loader), whole_split(data.item_loader)  # scored whole on every rank
         return Built(model, [_retrieval_validation(model, data, hp, cfg)], data=data)
 
-    def publish(
-        self,
-        built: Built,
-        cfg: TrainConfig,
-        hp: dict[str, Any],
-        run: EtlRun,
-        schema: Any,
-        tables: Any,
-        out: Path,
-        sharded: bool,
-    ) -> dict[str, Any]:
+    def publish(self, built: Built, x: Inputs, out: Path, sharded: bool) -> dict[str, Any]:
         from models.towers import retrieval_metrics_of
+
+        cfg, hp = x.cfg, x.hp
 
         model, data = built.model, built.data
         metrics = {

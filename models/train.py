@@ -65,7 +65,7 @@ from models.resume import (
     make_early_stopping,
     progress_dir_of,
 )
-from models.tasks import TASKS, Built
+from models.tasks import TASKS, Built, Inputs
 
 MODELS = tuple(TASKS)
 INTERACTIONS = ("liked", "all")  # two-tower training rows: label 1 only, or every rating
@@ -250,9 +250,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     else:
         rows = ("", "")
     steps = even_steps(train_loader, run.train_dir, "train", *rows)
-    built = task.build(
+    inputs = Inputs(
         cfg, {**hp, "learning_rate": scale["learning_rate"]}, run, fit_schema, tables, stats
     )
+    built = task.build(inputs)
     if built.valid_loader is not None:
         even_steps(built.valid_loader, run.valid_dir, "valid")
     # after the checks above, which fail without leaving state; rank 0 decides for all ranks
@@ -305,7 +306,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             model.save_weights(str(tmp / "checkpoints" / "best.weights"))
         copy_tree(progress.tensorboard_dir, tmp / "tensorboard")
         # N ranks: Keras validated this rank's shard only; publish scores the whole split
-        metrics = task.publish(built, cfg, hp, run, fit_schema, tables, tmp, sharded=r.active)
+        metrics = task.publish(built, inputs, tmp, sharded=r.active)
 
         config = {
             **{k: jsonable(v) for k, v in dataclasses.asdict(cfg).items()},
