@@ -155,7 +155,6 @@ class Ranking(Task):
         from models.towers import ranking_metrics_of
 
         cfg, run, schema, tables = x.cfg, x.run, x.schema, x.tables
-
         holdout = self.holdout(cfg)
         if holdout is not None:
             built.summary["calibration"] = _calibrate(built.model, run, schema, tables, holdout)
@@ -292,7 +291,6 @@ class Retrieval(Task):
         from models.towers import retrieval_metrics_of
 
         cfg, hp = x.cfg, x.hp
-
         model, data = built.model, built.data
         metrics = {
             "retrieval": retrieval_metrics_of(
