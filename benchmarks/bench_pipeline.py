@@ -75,7 +75,10 @@ def throughput(argv: list[str], paths: DatasetPaths, wall_s: float) -> str:
         s = read_json(paths.runs / run / "summary.json")
         config = read_json(paths.runs / run / "config.json")
         etl = read_json(EtlRunPaths(Path(config["etl_path"])).summary)
-        rows = etl["rows"]["train"] * s["epochs_run"]
+        fitted = etl["rows"]["train"] - s.get("calibration", {}).get(
+            "rows", 0
+        )  # its slice: not fitted
+        rows = fitted * s["epochs_run"]
         return f"{rows / max(s['fit_seconds'], 1e-9):,.0f} train ex/s over {s['epochs_run']} epochs (validation included)"
     return ""
 
