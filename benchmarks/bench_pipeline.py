@@ -97,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/mmrec-bench-pipeline"))
     parser.add_argument("--name", default=None, help="dataset folder (default: by size)")
     parser.add_argument("--quick", action="store_true", help="the demo's size: checks the script")
     for key, value in FULL.items():

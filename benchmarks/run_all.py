@@ -41,6 +41,8 @@ BENCHMARKS = [
         ["--ratings", "200000", "--users", "5000", "--movies", "2000"],
     ),
     ("serving", PY, "bench_serving.py", ["--toy"], ["--toy", "--single", "50", "--batches", "10"]),
+    # last: every stage of `mmrec run` (hours at full size on 2 cores)
+    ("pipeline", PY, "bench_pipeline.py", [], ["--quick", "--modalities", "text"]),
 ]
 
 
