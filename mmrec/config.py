@@ -399,12 +399,10 @@ class TrainConfig:
     )
     negatives: str = "in-batch"  # two-tower: in-batch (sampled softmax needs id-only towers)
     temperature: float | None = option(None, help="two-tower logits temperature")
-    interactions: str | None = (
-        option(  # None: the per-size default (models/tasks.py, per kind of model)
-            None,
-            choices=("liked", "all"),
-            help="two-tower training rows: liked ones only, or every rating (default: all)",
-        )
+    interactions: str | None = option(  # None: the per-size default (models/tasks.py)
+        None,
+        choices=("liked", "all"),
+        help="two-tower training rows: liked ones only, or every rating (default: all)",
     )
     popularity_correction: bool = option(
         True,
