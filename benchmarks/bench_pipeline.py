@@ -7,8 +7,8 @@ own environment; the ETL may start Dask workers), sampled every 0.2 s. Beside th
 same run and on the same ratings, the Polars streaming baseline (benchmarks/baselines) does the
 same split and encodings, so the table gives the ETL's time as a ratio to it.
 
-Full size by default (ML-25M's shape: 162,541 users, 62,423 movies, 25,000,095 ratings; hours
-on 2 cores, most of it in the trainings and the evaluation); `--quick` checks the script in a
+Full size by default (ML-25M's shape: 162,541 users, 62,423 movies, 25,000,095 ratings; expect
+hours on 2 cores: at 2M ratings the run took 40 minutes, most of it in the trainings); `--quick` checks the script in a
 few minutes. Text only by default at full size (synthetic posters through EfficientNet-Lite0 run
 at a few images per second here); `--modalities text,image` embeds posters too. Run it niced:
 

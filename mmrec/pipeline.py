@@ -71,7 +71,7 @@ def plan(cfg: RunConfig) -> list[Step]:
         )
     steps: list[Step] = []
 
-    # features: without posters (real data, no enrich source) only text, from the fallback texts
+    # modalities: without posters (real data, no enrich source) only text, from the fallback texts
     modalities = cfg.modalities or (("text", "image") if synthetic or cfg.source else ("text",))
     if set(modalities) - {"text", "image"} or not modalities:
         raise MmrecError(f"--modalities {','.join(modalities)}: give text, image or text,image")

@@ -1,8 +1,8 @@
 """Platt scaling of the DLRM's logit on train rows it never fitted.
 
 Early stopping on validation AUC lets a DLRM train long after its probabilities stop being
-honest: on the synthetic default a content DLRM's validation logloss rises from 0.63 to 0.67
-while its AUC still improves, well above the user+movie baseline's 0.56. A two-parameter map
+honest: on the synthetic default (seed 42) the text+image DLRM ended at logloss 0.673 on
+validation while the user+movie baseline scored 0.560, its AUC still rising. A two-parameter map
 `sigmoid(a * logit + b)` with a > 0 changes no ranking, so no AUC; fitted by maximum likelihood
 on a slice of train held out of fitting (never on the validation rows that are reported), it
 brings the logloss back. The slice is chosen per (user, movie) pair by a seeded hash, so it is

@@ -168,7 +168,8 @@ def whole_split(loader: Any) -> Any:
     return loader
 
 
-# --interactions liked: the longest rank may skip up to this share of its batches each epoch
+# rows filtered per file (even_steps' `filtered`): the longest rank may skip up to this share of
+# its batches each epoch
 FILTERED_TRIM = 0.1
 
 
@@ -211,14 +212,14 @@ def even_steps(
             )
         return lo
     files = len(list(Path(data_dir).glob("*.parquet")))
-    liked = f"; the ranks read only {filtered}, which equal files do not share evenly{hint}"
-    liked = liked if filtered else ""
+    why = f"; the ranks read only {filtered}, which equal files do not share evenly{hint}"
+    why = why if filtered else ""
     raise MmrecError(
         f"{data_dir} has {files} Parquet file(s) ({partitions} loader partition(s)), which "
         f"{r.size} Horovod ranks cannot share evenly: they would run {all_steps} {what} "
         f"steps per epoch, and uneven shares hang Horovod. Rewrite the ETL run with "
         f"`mmrec etl --partitions {r.size}` (or a multiple of {r.size}, with --force or a new "
-        f"--run-name), or use a number of ranks that divides the partitions{liked}"
+        f"--run-name), or use a number of ranks that divides the partitions{why}"
     )
 
 

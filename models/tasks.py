@@ -69,6 +69,11 @@ class Task:
         """(fraction, seed) of train rows kept out of fitting (make_loader's `holdout`)."""
         return None
 
+    def filtered_rows(self, cfg: TrainConfig, hp: dict[str, Any]) -> tuple[str, str]:
+        """(which rows of each file training reads, the option that reads them all); empty
+        when it reads whole files. Horovod's step evening (even_steps) says them."""
+        return "", ""
+
     def build(self, x: Inputs) -> Built:
         """Build and compile the model, the same way for a fresh and a resumed run."""
         raise NotImplementedError
@@ -78,6 +83,11 @@ class Task:
         return its metrics. `sharded`: Keras validated one rank's shard, not the whole split.
         Models are saved without the optimizer, so reloading needs no Horovod ops."""
         raise NotImplementedError
+
+
+def _size(train_rows: int) -> tuple[bool, bool]:
+    """(small, large): the size tiers both kinds of model pick their defaults by."""
+    return train_rows < 1_000_000, train_rows >= 10_000_000
 
 
 def _adam(learning_rate: float) -> Any:
@@ -94,7 +104,7 @@ class Ranking(Task):
     with_label = True
 
     def defaults(self, train_rows: int) -> dict[str, Any]:
-        small, large = train_rows < 1_000_000, train_rows >= 10_000_000
+        small, large = _size(train_rows)
         return {
             "batch_size": 1024 if small else (16384 if large else 4096),
             "epochs": 20 if small else (3 if large else 8),
@@ -116,6 +126,11 @@ class Ranking(Task):
                 f"--calibration-fraction {cfg.calibration_fraction}: give a share in [0, 0.5)"
             )
         return (cfg.calibration_fraction, cfg.seed) if cfg.calibration_fraction > 0 else None
+
+    def filtered_rows(self, cfg: TrainConfig, hp: dict[str, Any]) -> tuple[str, str]:
+        if self.holdout(cfg) is None:
+            return "", ""
+        return "the rows outside the calibration slice", ": --calibration-fraction 0 reads all"
 
     def build(self, x: Inputs) -> Built:
         import tensorflow as tf
@@ -192,10 +207,11 @@ def _calibrate(
         held_out_rows=True,
     )
     labels, probs, _ = predict_ranking(model, whole_split(loader))
-    scale, shift = fit_platt(logit_of(probs), labels)
+    logits = logit_of(probs)
+    scale, shift = fit_platt(logits, labels)
     layer.scale.assign(scale)
     layer.shift.assign(shift)
-    after = 1.0 / (1.0 + np.exp(-(scale * logit_of(probs) + shift)))
+    after = 1.0 / (1.0 + np.exp(-(scale * logits + shift)))
     return {
         "method": "platt",
         "fraction": holdout[0],
@@ -247,7 +263,7 @@ class Retrieval(Task):
     with_label = False
 
     def defaults(self, train_rows: int) -> dict[str, Any]:
-        small, large = train_rows < 1_000_000, train_rows >= 10_000_000
+        small, large = _size(train_rows)
         return {
             "batch_size": 1024 if small else (8192 if large else 4096),
             "epochs": 30 if small else (3 if large else 8),
@@ -266,6 +282,11 @@ class Retrieval(Task):
 
     def positives_only(self, hp: dict[str, Any]) -> bool:
         return hp["interactions"] == "liked"
+
+    def filtered_rows(self, cfg: TrainConfig, hp: dict[str, Any]) -> tuple[str, str]:
+        if not self.positives_only(hp):
+            return "", ""
+        return "the liked rows", ": --interactions all (the default) reads every rating"
 
     def build(self, x: Inputs) -> Built:
         from models.towers import RetrievalData

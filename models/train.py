@@ -241,15 +241,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         holdout=task.holdout(cfg),
         id_dropout=hp["id_dropout"],
     )
-    # N ranks: equal steps or an error (rows filtered per file, the liked ones or those outside
-    # the calibration slice: a few steps apart are evened too)
-    if task.positives_only(hp):
-        rows = ("the liked rows", ": --interactions all (the default) reads every rating")
-    elif task.holdout(cfg) is not None:
-        rows = ("the rows outside the calibration slice", ": --calibration-fraction 0 reads all")
-    else:
-        rows = ("", "")
-    steps = even_steps(train_loader, run.train_dir, "train", *rows)
+    # N ranks: equal steps or an error (rows filtered per file: a few steps apart are evened too)
+    steps = even_steps(train_loader, run.train_dir, "train", *task.filtered_rows(cfg, hp))
     inputs = Inputs(
         cfg, {**hp, "learning_rate": scale["learning_rate"]}, run, fit_schema, tables, stats
     )
